@@ -1,0 +1,140 @@
+"""Gradient penalties and weight clipping, framework-agnostic.
+
+Each penalty takes ``critic(x) -> logit`` for ONE example (any array shape,
+returning a scalar or a size-1 array) and evaluates ``jax.vmap(jax.grad(critic))``
+over the batch, so it works with Flax Linen/NNX, Equinox or a plain function::
+
+    critic = lambda x: disc.apply(params, x[None])[0, 0]
+    penalty = ganjax.penalties.r1(critic, real_images)
+
+Gradient norms use a safe square root (zero gradient where the norm is zero),
+so a penalty never produces NaN gradients. Every penalty returns the mean over
+examples by default; ``reduction='sum'`` and ``'none'`` as in `ganjax.losses`.
+Imports only jax.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from ganjax.losses import reduce_loss
+
+Array = Any
+Critic = Callable[[jax.Array], jax.Array]
+
+
+def safe_norm(x: jax.Array, axis=None) -> jax.Array:
+  """Euclidean norm whose gradient is 0, not NaN, where the norm is 0."""
+  sq = jnp.sum(jnp.square(x), axis=axis)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def _as_float(x: Array, name: str) -> jax.Array:
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f'{name} must be a floating-point array, got dtype {x.dtype}.')
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def input_gradients(critic: Critic, x: Array) -> jax.Array:
+  """Per-example ``∇_x critic(x)`` for a batch `x` (leading axis = examples)."""
+  x = _as_float(x, 'x')
+
+  def scalar_critic(xi):
+    out = jnp.asarray(critic(xi))
+    if out.size != 1:
+      raise ValueError(
+          f'critic must map one example to one logit; it returned shape {out.shape} '
+          f'for an example of shape {xi.shape}.')
+    return jnp.reshape(out, ()).astype(jnp.float32)
+
+  return jax.vmap(jax.grad(scalar_critic))(x)
+
+
+def gradient_norms(critic: Critic, x: Array) -> jax.Array:
+  """Per-example ``‖∇_x critic(x)‖₂`` (safe at zero)."""
+  grads = input_gradients(critic, x)
+  return safe_norm(grads.reshape(grads.shape[0], -1), axis=1)
+
+
+def _check_same_shape(real: jax.Array, fake: jax.Array) -> None:
+  if real.shape != fake.shape:
+    raise ValueError(f'real shape {real.shape} and fake shape {fake.shape} differ; '
+                     'interpolation needs one fake per real example.')
+
+
+def _two_sided(norms: jax.Array, target: float, one_sided: bool) -> jax.Array:
+  excess = norms - target
+  return jnp.square(jax.nn.relu(excess) if one_sided else excess)
+
+
+def _per_example_uniform(key: jax.Array, x: jax.Array) -> jax.Array:
+  """One U[0,1) draw per example, shaped to broadcast against `x`."""
+  return jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+
+
+def wgan_gp(critic: Critic, real: Array, fake: Array, key: jax.Array, *,
+            target: float = 1.0, one_sided: bool = False, weights=None,
+            reduction: str = 'mean') -> jax.Array:
+  """WGAN-GP penalty (Gulrajani et al. 2017).
+
+  ``E (‖∇D(x̂)‖ - target)²`` at ``x̂ = εx + (1-ε)G(z)``, ``ε ~ U[0,1]`` per
+  example. ``one_sided=True`` penalises only norms above `target`
+  (``E relu(‖∇D(x̂)‖ - target)²``, Petzka et al. 2018). Multiply by λ (10 in
+  the paper) in the discriminator loss.
+  """
+  real, fake = _as_float(real, 'real'), _as_float(fake, 'fake')
+  _check_same_shape(real, fake)
+  eps = _per_example_uniform(key, real)
+  interpolates = eps * real + (1.0 - eps) * fake
+  values = _two_sided(gradient_norms(critic, interpolates), target, one_sided)
+  return reduce_loss(values, weights, reduction)
+
+
+def r1(critic: Critic, real: Array, *, weights=None, reduction: str = 'mean') -> jax.Array:
+  """R1 penalty (Mescheder et al. 2018): ``½ E_x ‖∇D(x)‖²`` on real data.
+
+  Multiply by γ in the discriminator loss (the paper's ``γ/2 E‖∇D‖²`` is this
+  times γ).
+  """
+  grads = input_gradients(critic, real)
+  values = 0.5 * jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1)
+  return reduce_loss(values, weights, reduction)
+
+
+def r2(critic: Critic, fake: Array, *, weights=None, reduction: str = 'mean') -> jax.Array:
+  """R2 penalty (Mescheder et al. 2018): ``½ E_z ‖∇D(G(z))‖²`` on fake data."""
+  return r1(critic, fake, weights=weights, reduction=reduction)
+
+
+def dragan(critic: Critic, real: Array, key: jax.Array, *, scale: float = 0.5,
+           target: float = 1.0, weights=None, reduction: str = 'mean') -> jax.Array:
+  """DRAGAN penalty (Kodali et al. 2017).
+
+  ``E (‖∇D(x̃)‖ - target)²`` at points near the data: ``x_p = x + scale·std(x)·u``
+  with ``u ~ U[0,1)`` elementwise and ``std`` over the whole batch, then
+  ``x̃ = x + α(x_p - x)`` with ``α ~ U[0,1]`` per example, as in the authors'
+  reference implementation. Multiply by λ (10 in the paper).
+  """
+  real = _as_float(real, 'real')
+  noise_key, alpha_key = jax.random.split(key)
+  perturbed = real + scale * jnp.std(real) * jax.random.uniform(noise_key, real.shape, real.dtype)
+  alpha = _per_example_uniform(alpha_key, real)
+  points = real + alpha * (perturbed - real)
+  values = _two_sided(gradient_norms(critic, points), target, one_sided=False)
+  return reduce_loss(values, weights, reduction)
+
+
+def clip_weights(params: Any, c: float) -> Any:
+  """Clips every parameter to ``[-c, c]`` (original WGAN, Arjovsky et al. 2017).
+
+  Apply to the critic's parameters after each critic update (c = 0.01 in the
+  paper).
+  """
+  if not c > 0:
+    raise ValueError(f'clip value c must be positive, got {c}.')
+  return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)

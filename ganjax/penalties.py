@@ -72,9 +72,29 @@ def _two_sided(norms: jax.Array, target: float, one_sided: bool) -> jax.Array:
   return jnp.square(jax.nn.relu(excess) if one_sided else excess)
 
 
+def _is_key_batch(key: jax.Array) -> bool:
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return key.ndim == 1
+  return key.ndim == 2  # raw uint32 keys, shape (n, 2)
+
+
+def _uniform(key: jax.Array, x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+  """U[0,1) of shape (n, *shape); with one key per example, drawn per example.
+
+  Per-example keys make the draws independent of how a batch is split over
+  devices (each device draws only its own examples' values).
+  """
+  n = x.shape[0]
+  if _is_key_batch(key):
+    if key.shape[0] != n:
+      raise ValueError(f'{key.shape[0]} per-example keys for {n} examples.')
+    return jax.vmap(lambda k: jax.random.uniform(k, shape, x.dtype))(key)
+  return jax.random.uniform(key, (n,) + shape, x.dtype)
+
+
 def _per_example_uniform(key: jax.Array, x: jax.Array) -> jax.Array:
   """One U[0,1) draw per example, shaped to broadcast against `x`."""
-  return jax.random.uniform(key, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype)
+  return _uniform(key, x, (1,) * (x.ndim - 1))
 
 
 def wgan_gp(critic: Critic, real: Array, fake: Array, key: jax.Array, *,
@@ -83,7 +103,7 @@ def wgan_gp(critic: Critic, real: Array, fake: Array, key: jax.Array, *,
   """WGAN-GP penalty (Gulrajani et al. 2017).
 
   ``E (‖∇D(x̂)‖ - target)²`` at ``x̂ = εx + (1-ε)G(z)``, ``ε ~ U[0,1]`` per
-  example. ``one_sided=True`` penalises only norms above `target`
+  example (`key`: one key, or one key per example). ``one_sided=True`` penalises only norms above `target`
   (``E relu(‖∇D(x̂)‖ - target)²``, Petzka et al. 2018). Multiply by λ (10 in
   the paper) in the discriminator loss.
   """
@@ -112,17 +132,24 @@ def r2(critic: Critic, fake: Array, *, weights=None, reduction: str = 'mean') ->
 
 
 def dragan(critic: Critic, real: Array, key: jax.Array, *, scale: float = 0.5,
-           target: float = 1.0, weights=None, reduction: str = 'mean') -> jax.Array:
+           target: float = 1.0, std=None, weights=None, reduction: str = 'mean'
+           ) -> jax.Array:
   """DRAGAN penalty (Kodali et al. 2017).
 
   ``E (‖∇D(x̃)‖ - target)²`` at points near the data: ``x_p = x + scale·std(x)·u``
   with ``u ~ U[0,1)`` elementwise and ``std`` over the whole batch, then
   ``x̃ = x + α(x_p - x)`` with ``α ~ U[0,1]`` per example, as in the authors'
-  reference implementation. Multiply by λ (10 in the paper).
+  reference implementation. Multiply by λ (10 in the paper). Pass `std` to
+  use a precomputed data std (for example, over all devices' batches).
   """
   real = _as_float(real, 'real')
-  noise_key, alpha_key = jax.random.split(key)
-  perturbed = real + scale * jnp.std(real) * jax.random.uniform(noise_key, real.shape, real.dtype)
+  if _is_key_batch(key):
+    keys = jax.vmap(jax.random.split)(key)
+    noise_key, alpha_key = keys[:, 0], keys[:, 1]
+  else:
+    noise_key, alpha_key = jax.random.split(key)
+  std = jnp.std(real) if std is None else std
+  perturbed = real + scale * std * _uniform(noise_key, real, real.shape[1:])
   alpha = _per_example_uniform(alpha_key, real)
   points = real + alpha * (perturbed - real)
   values = _two_sided(gradient_norms(critic, points), target, one_sided=False)

@@ -151,3 +151,23 @@ def test_property_linear_critic_penalties(w, n):
                              rtol=1e-4, atol=1e-5)
   per = penalties.r1(critic, x, reduction='none')
   np.testing.assert_allclose(np.sum(per), penalties.r1(critic, x, reduction='sum'), rtol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['wgan_gp', 'dragan'])
+def test_per_example_keys_make_draws_independent_of_batch_split(name):
+  critic = lambda v: 0.5 * jnp.sum(v ** 2)  # gradient = evaluation point
+  real = jax.random.normal(KEY, (8, 3))
+  fake = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
+  keys = jax.random.split(jax.random.PRNGKey(2), 8)
+  std = jnp.std(real)
+
+  def run(sl):
+    if name == 'wgan_gp':
+      return penalties.wgan_gp(critic, real[sl], fake[sl], keys[sl], target=0.0,
+                               reduction='none')
+    return penalties.dragan(critic, real[sl], keys[sl], target=0.0, std=std, reduction='none')
+
+  whole = run(slice(None))
+  halves = jnp.concatenate([run(slice(0, 4)), run(slice(4, 8))])
+  np.testing.assert_array_equal(whole, halves)
+  assert len(np.unique(np.asarray(whole))) == 8

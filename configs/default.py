@@ -1,0 +1,49 @@
+"""Every configuration field, with its default. Other configs import and override it.
+
+    ./run.sh --config=configs/default.py --workdir=runs/default
+
+Fields left as `placeholder`s (None) take the loss's default from
+`ganjax.train.LOSS_DEFAULTS` (for example WGAN: penalty wgan_gp, weight 10,
+n_dis 5), so `--loss=wgan` alone gives a sensible WGAN-GP.
+"""
+
+from ml_collections import config_dict
+
+
+def _optimizer() -> config_dict.ConfigDict:
+  # `object` fields accept a number or, with a population, one number per member.
+  return config_dict.ConfigDict(dict(
+      name='adam', learning_rate=config_dict.FieldReference(1e-4, field_type=object),
+      b1=0.5, b2=0.999))
+
+
+def get_config() -> config_dict.ConfigDict:
+  c = config_dict.ConfigDict()
+  c.name = 'default'                 # used for the default workdir runs/<name>
+  # --- objective
+  c.loss = 'classic'                 # one of ganjax.losses.names()
+  c.loss_options = config_dict.ConfigDict()  # keyword arguments for the loss (both sides)
+  c.penalty = config_dict.placeholder(str)   # none | wgan_gp | r1 | r2 | dragan | clip
+  c.penalty_weight = config_dict.placeholder(object)  # λ/γ (clip: the clip value c); list = per member
+  c.n_dis = config_dict.placeholder(int)     # discriminator updates per generator update
+  # --- data and model
+  c.dataset = 'ring'                 # ring | grid | digits | mnist | cifar10 | celeba64
+  c.data_dir = ''                    # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.data_seed = 0                    # data order; shared by all population members
+  c.model = 'mlp'                    # mlp | dcgan
+  c.model_options = config_dict.ConfigDict()  # e.g. width, z_dim, hidden, spectral_norm
+  c.batch_size = 256                 # global batch (all devices, all processes)
+  # --- optimisation
+  c.steps = 2000                     # generator updates
+  c.g_optimizer = _optimizer()      # name: adam | sgd | rmsprop; learning_rate may be a list
+  c.d_optimizer = _optimizer()
+  c.ema_decay = 0.0                  # generator EMA decay (0 disables)
+  c.seed = 0                         # member i of the population uses seed + i
+  c.population = 1                   # independent GANs trained in one vmapped step
+  # --- schedules and outputs
+  c.log_every = 100                  # progress line and TensorBoard scalars
+  c.eval_every = 1000                # samples PNG and metrics (and at the end)
+  c.eval_samples = 2500              # samples per evaluation (2,500 as in VEEGAN/PacGAN)
+  c.checkpoint_every = 1000          # async Orbax save (and at the end)
+  c.keep_checkpoints = 3             # checkpoints kept by the preservation policy
+  return c

@@ -1,0 +1,15 @@
+"""25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN/PacGAN's grid), MLP GAN.
+
+    ./run.sh --config=configs/grid.py --workdir=runs/grid
+"""
+
+from configs import ring
+
+
+def get_config():
+  c = ring.get_config()
+  c.name = 'grid'
+  c.dataset = 'grid'
+  c.model_options.hidden = (256, 256, 256)
+  c.steps = 5000
+  return c

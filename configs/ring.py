@@ -1,0 +1,22 @@
+"""8 Gaussians on the unit circle, std 0.01 (PacGAN's ring), MLP GAN. The default.
+
+    ./run.sh
+    ./run.sh --config=configs/ring.py --loss=hinge --workdir=runs/ring_hinge
+"""
+
+from configs import default
+
+
+def get_config():
+  c = default.get_config()
+  c.name = 'ring'
+  c.dataset = 'ring'
+  c.model = 'mlp'
+  c.batch_size = 512
+  c.steps = 3000
+  c.g_optimizer.learning_rate = 2e-4
+  c.d_optimizer.learning_rate = 2e-4
+  c.log_every = 250
+  c.eval_every = 1000
+  c.checkpoint_every = 1000
+  return c

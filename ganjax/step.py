@@ -1,0 +1,217 @@
+"""The train state and the per-device train step.
+
+State layout (a plain dict, so Orbax saves it as is)::
+
+    {'step': int32 scalar,
+     'members': {'g_params', 'd_params', 'd_stats', 'g_opt', 'd_opt', 'ema', 'key'}}
+
+Every leaf under ``members`` has a leading population axis. The step is
+written per device with pmap semantics: gradients and metrics are averaged
+with ``lax.pmean`` over the mesh axis ``data``; `make_step` vmaps it over the
+population and compiles it once with ``jit(shard_map(...))``.
+
+Randomness: member i's root key is ``PRNGKey(seed + i)``; the step folds in
+the step number, then the update index, then each example's *global* index,
+so every device draws noise only for its own examples and the result does not
+depend on the number of devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ganjax import losses, models, parallel, penalties
+
+PENALTIES = ('none', 'wgan_gp', 'r1', 'r2', 'dragan', 'clip')
+OPTIMIZERS = {'adam': optax.adam, 'rmsprop': optax.rmsprop, 'sgd': optax.sgd}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Everything static the step needs (hashable, no arrays)."""
+  loss: str
+  d_loss_options: tuple[tuple[str, Any], ...]
+  g_loss_options: tuple[tuple[str, Any], ...]
+  penalty: str
+  n_dis: int
+  ema_decay: float
+  g_optimizer: tuple[tuple[str, Any], ...]  # (name, b1, b2) without the learning rate
+  d_optimizer: tuple[tuple[str, Any], ...]
+
+
+def make_optimizer(spec: dict, learning_rate) -> optax.GradientTransformation:
+  """optax optimiser with its hyperparameters in its state (so they can vary per member)."""
+  spec = dict(spec)
+  name = spec.pop('name')
+  if name not in OPTIMIZERS:
+    raise ValueError(f'unknown optimizer {name!r}; valid: {", ".join(OPTIMIZERS)}.')
+  if name == 'adam':
+    kwargs = dict(b1=spec.get('b1', 0.9), b2=spec.get('b2', 0.999))
+  elif name == 'rmsprop':
+    kwargs = dict(decay=spec.get('b2', 0.9))
+  else:
+    kwargs = dict(momentum=spec.get('b1') or None)
+  return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, **kwargs)
+
+
+def _split_vars(variables):
+  variables = dict(variables)
+  return variables.pop('params'), variables
+
+
+def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, g_lrs, d_lrs):
+  """Stacked initial state of all population members (host arrays)."""
+
+  def init(seed, g_lr, d_lr):
+    key = jax.random.PRNGKey(seed)
+    kg, kd, root = jax.random.split(key, 3)
+    g_params, _ = _split_vars(pair.generator.init(kg, jnp.zeros((1, pair.z_dim))))
+    d_params, d_stats = _split_vars(pair.discriminator.init(kd, jnp.zeros((1,) + example_shape)))
+    return {
+        'g_params': g_params, 'd_params': d_params, 'd_stats': d_stats,
+        'g_opt': make_optimizer(dict(cfg.g_optimizer), g_lr).init(g_params),
+        'd_opt': make_optimizer(dict(cfg.d_optimizer), d_lr).init(d_params),
+        'ema': g_params if cfg.ema_decay > 0 else {},
+        'key': root,
+    }
+
+  members = jax.jit(jax.vmap(init))(jnp.asarray(seeds, jnp.int32), jnp.asarray(g_lrs),
+                                    jnp.asarray(d_lrs))
+  return {'step': jnp.zeros((), jnp.int32), 'members': members}
+
+
+def _global_ids(n_local: int) -> jax.Array:
+  return jax.lax.axis_index(parallel.AXIS) * n_local + jnp.arange(n_local)
+
+
+def _example_keys(key: jax.Array, n_local: int) -> jax.Array:
+  return jax.vmap(jax.random.fold_in, (None, 0))(key, _global_ids(n_local))
+
+
+def _global_std(x: jax.Array) -> jax.Array:
+  mean = jax.lax.pmean(jnp.mean(x), parallel.AXIS)
+  mean_sq = jax.lax.pmean(jnp.mean(jnp.square(x)), parallel.AXIS)
+  return jnp.sqrt(jnp.maximum(mean_sq - mean ** 2, 0.0))
+
+
+def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
+  """``step(state, batch, penalty_weight) -> (state, metrics)`` for one device."""
+  loss = losses.get(cfg.loss)
+  d_opts, g_opts = dict(cfg.d_loss_options), dict(cfg.g_loss_options)
+  if cfg.loss == 'relativistic':  # batch means over all devices
+    d_opts['axis_name'] = g_opts['axis_name'] = parallel.AXIS
+  g_tx = make_optimizer(dict(cfg.g_optimizer), 0.0)  # rates live in the optimiser states
+  d_tx = make_optimizer(dict(cfg.d_optimizer), 0.0)
+  gen, disc = pair.generator, pair.discriminator
+
+  def noise(key, n):
+    return jax.vmap(lambda k: jax.random.normal(k, (pair.z_dim,)))(_example_keys(key, n))
+
+  def d_apply(d_params, d_stats, x, update_stats=False):
+    variables = {'params': d_params, **d_stats}
+    if not d_stats:
+      return disc.apply(variables, x)[..., 0], d_stats
+    if not update_stats:
+      return disc.apply(variables, x)[..., 0], d_stats
+    logits, new = disc.apply(variables, x, update_stats=True, mutable=list(d_stats))
+    return logits[..., 0], dict(new)
+
+  def penalty_value(d_params, d_stats, real, fake, key):
+    critic = lambda x: d_apply(d_params, d_stats, x[None])[0][0]
+    keys = _example_keys(key, real.shape[0])
+    if cfg.penalty == 'wgan_gp':
+      return penalties.wgan_gp(critic, real, fake, keys)
+    if cfg.penalty == 'r1':
+      return penalties.r1(critic, real)
+    if cfg.penalty == 'r2':
+      return penalties.r2(critic, fake)
+    if cfg.penalty == 'dragan':
+      return penalties.dragan(critic, real, keys, std=_global_std(real))
+    return jnp.zeros(())
+
+  def member_step(m, step, batch, penalty_weight):
+    key = jax.random.fold_in(m['key'], step)
+    n_local = batch.shape[1]
+
+    def d_update(carry, i):
+      d_params, d_opt, d_stats = carry
+      kz, kp = jax.random.split(jax.random.fold_in(key, i))
+      real = batch[i]
+      fake = gen.apply({'params': m['g_params']}, noise(kz, n_local))
+
+      def loss_fn(dp):
+        real_logits, stats = d_apply(dp, d_stats, real, update_stats=True)
+        fake_logits, _ = d_apply(dp, stats, fake)
+        value = loss.discriminator(real_logits, fake_logits, **d_opts)
+        pen = penalty_value(dp, stats, real, fake, kp)
+        aux = dict(d_loss=value, penalty=pen, d_real=jnp.mean(real_logits),
+                   d_fake=jnp.mean(fake_logits))
+        return value + penalty_weight * pen, (aux, stats)
+
+      grads, (aux, d_stats) = jax.grad(loss_fn, has_aux=True)(d_params)
+      grads = jax.lax.pmean(grads, parallel.AXIS)
+      updates, d_opt = d_tx.update(grads, d_opt, d_params)
+      d_params = optax.apply_updates(d_params, updates)
+      if cfg.penalty == 'clip':
+        d_params = penalties.clip_weights(d_params, penalty_weight)
+      aux['d_grad_norm'] = optax.tree.norm(grads)
+      return (d_params, d_opt, d_stats), aux
+
+    (d_params, d_opt, d_stats), d_aux = jax.lax.scan(
+        d_update, (m['d_params'], m['d_opt'], m['d_stats']), jnp.arange(cfg.n_dis))
+    d_aux = jax.tree_util.tree_map(lambda x: x[-1], d_aux)
+
+    z = noise(jax.random.fold_in(key, cfg.n_dis), n_local)
+
+    def g_loss_fn(gp):
+      fake_logits, _ = d_apply(d_params, d_stats, gen.apply({'params': gp}, z))
+      real_logits = (d_apply(d_params, d_stats, batch[-1])[0]
+                     if loss.needs_real_for_generator else None)
+      return loss.generator(fake_logits, real_logits, **g_opts)
+
+    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(m['g_params'])
+    g_grads = jax.lax.pmean(g_grads, parallel.AXIS)
+    updates, g_opt = g_tx.update(g_grads, m['g_opt'], m['g_params'])
+    g_params = optax.apply_updates(m['g_params'], updates)
+    ema = m['ema']
+    if cfg.ema_decay > 0:
+      ema = optax.incremental_update(g_params, ema, 1.0 - cfg.ema_decay)
+
+    metrics = dict(d_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
+    metrics = jax.lax.pmean(metrics, parallel.AXIS)
+    metrics['finite'] = jnp.all(jnp.stack([jnp.isfinite(v) for v in metrics.values()]))
+    new = dict(m, g_params=g_params, d_params=d_params, d_stats=d_stats, g_opt=g_opt,
+               d_opt=d_opt, ema=ema)
+    return new, metrics
+
+  def per_device_step(state, batch, penalty_weight):
+    members, metrics = jax.vmap(member_step, in_axes=(0, None, None, 0))(
+        state['members'], state['step'], batch, penalty_weight)
+    return {'step': state['step'] + 1, 'members': members}, metrics
+
+  return per_device_step
+
+
+def make_step(pair: models.ModelPair, cfg: StepConfig, mesh) -> Callable:
+  """The compiled global step: jit(shard_map(vmap(per-member step))), state donated."""
+  R = parallel.REPLICATED
+  return parallel.data_parallel(
+      make_per_device_step(pair, cfg), mesh, in_specs=(R, parallel.BATCH, R),
+      out_specs=(R, R), donate_argnums=(0,))
+
+
+def make_sampler(pair: models.ModelPair) -> Callable:
+  """jit ``(g_params, key, n) -> samples`` for one member (host-side evaluation)."""
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def sample(g_params, key, n):
+    z = jax.random.normal(key, (n, pair.z_dim))
+    return pair.generator.apply({'params': g_params}, z)
+
+  return sample

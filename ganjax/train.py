@@ -1,0 +1,284 @@
+"""`train_and_evaluate(config, workdir)`: the training loop around the step.
+
+1. resolve and validate the config (every bad value fails here, before compiling);
+2. restore the latest checkpoint in ``workdir`` or initialise;
+3. each step: this process's slice of the global batch -> a global array
+   sharded over ``data`` -> the compiled step (see `ganjax.step`);
+4. on their schedules: progress line + TensorBoard scalars, samples and
+   metrics, async checkpoints; on SIGTERM a final checkpoint and exit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from ml_collections import config_dict
+
+from ganjax import checkpoint, data, losses, models, parallel, plots, step as step_lib
+from ganjax.writer import MetricWriter
+
+# Fields left as placeholders (None) in the config take these per-loss values.
+LOSS_DEFAULTS = {
+    'classic': dict(penalty='none', penalty_weight=0.0, n_dis=1),
+    'wgan': dict(penalty='wgan_gp', penalty_weight=10.0, n_dis=5),
+    'hinge': dict(penalty='none', penalty_weight=0.0, n_dis=1),
+    'least_squares': dict(penalty='none', penalty_weight=0.0, n_dis=1),
+    'relativistic': dict(penalty='none', penalty_weight=0.0, n_dis=1),
+}
+_POSITIVE = ('batch_size', 'steps', 'n_dis', 'population', 'log_every', 'eval_every',
+             'eval_samples', 'checkpoint_every', 'keep_checkpoints')
+
+
+# ------------------------------------------------------------------ config --
+
+def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
+  """A validated copy with the loss's defaults filled in; raises ValueError."""
+  config = config_dict.ConfigDict(config.to_dict())
+  loss = losses.get(config.loss)  # ValueError naming the valid losses
+  for field, value in LOSS_DEFAULTS[loss.name].items():
+    if config.get(field) is None:
+      config[field] = value
+  if config.penalty not in step_lib.PENALTIES:
+    raise ValueError(f'unknown penalty {config.penalty!r}; valid: '
+                     f'{", ".join(step_lib.PENALTIES)}.')
+  if config.model not in models.MODELS:
+    raise ValueError(f'unknown model {config.model!r}; valid: {", ".join(models.MODELS)}.')
+  if config.dataset not in data.DATASETS:
+    raise ValueError(f'unknown dataset {config.dataset!r}; valid: {", ".join(data.DATASETS)}.')
+  for field in _POSITIVE:
+    value = config[field]
+    if not isinstance(value, int) or value <= 0:
+      raise ValueError(f'{field}={value!r}; it must be a positive integer.')
+  for side in ('g_optimizer', 'd_optimizer'):
+    step_lib.make_optimizer(_optimizer_spec(config[side]), 1.0)  # unknown names raise
+    rates = parallel.per_member(config[side].learning_rate, config.population,
+                                f'{side}.learning_rate')
+    if not np.all(rates > 0):
+      raise ValueError(f'{side}.learning_rate={config[side].learning_rate!r}; it must be '
+                       'positive.')
+  weights = parallel.per_member(config.penalty_weight, config.population, 'penalty_weight')
+  if np.any(weights < 0) or (config.penalty == 'clip' and not np.all(weights > 0)):
+    raise ValueError(f'penalty_weight={config.penalty_weight!r}; it must be >= 0 '
+                     '(for clip: the positive clip value).')
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise ValueError(f'ema_decay={config.ema_decay}; it must be in [0, 1).')
+  split_loss_options(loss, config.loss_options.to_dict())
+  return config
+
+
+def _optimizer_spec(opt: config_dict.ConfigDict) -> dict:
+  spec = opt.to_dict()
+  spec.pop('learning_rate')
+  return spec
+
+
+def split_loss_options(loss: losses.Loss, options: dict) -> tuple[dict, dict]:
+  """Routes each loss option to the side(s) that accept it; unknown ones raise."""
+  def accepted(fn):
+    return {p for p in inspect.signature(fn).parameters
+            if p not in ('real_logits', 'fake_logits', 'weights', 'reduction', 'axis_name')}
+  d_keys, g_keys = accepted(loss.discriminator), accepted(loss.generator)
+  unknown = set(options) - d_keys - g_keys
+  if unknown:
+    raise ValueError(f'unknown loss_options {sorted(unknown)} for loss {loss.name}; valid: '
+                     f'{", ".join(sorted(d_keys | g_keys)) or "none"}.')
+  return ({k: v for k, v in options.items() if k in d_keys},
+          {k: v for k, v in options.items() if k in g_keys})
+
+
+def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
+  d_opts, g_opts = split_loss_options(losses.get(config.loss), config.loss_options.to_dict())
+  return step_lib.StepConfig(
+      loss=config.loss, d_loss_options=tuple(sorted(d_opts.items())),
+      g_loss_options=tuple(sorted(g_opts.items())), penalty=config.penalty,
+      n_dis=config.n_dis, ema_decay=float(config.ema_decay),
+      g_optimizer=tuple(sorted(_optimizer_spec(config.g_optimizer).items())),
+      d_optimizer=tuple(sorted(_optimizer_spec(config.d_optimizer).items())))
+
+
+# ------------------------------------------------------------------ digests --
+
+def digest(tree: Any) -> str:
+  """Hex digest of a pytree's leaves (shapes, dtypes and bytes), equal iff equal."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    leaf = np.asarray(leaf)
+    h.update(f'{jax.tree_util.keystr(path)}:{leaf.dtype}:{leaf.shape}'.encode())
+    h.update(np.ascontiguousarray(leaf).tobytes())
+  return h.hexdigest()[:16]
+
+
+def member_params(members: Any, i: int) -> dict:
+  m = parallel.member(members, i)
+  return {'g_params': m['g_params'], 'd_params': m['d_params'], 'ema': m['ema']}
+
+
+# --------------------------------------------------------------- evaluation --
+
+def evaluate(config, dataset: data.Dataset, sampler, members_host, step: int,
+             workdir: str, write_samples: bool) -> list[dict]:
+  """Per-member metrics on `eval_samples` generated samples (EMA generator too)."""
+  from ganjax import evaluate as metrics_lib  # pylint: disable=g-import-not-at-top
+  results = []
+  for i in range(config.population):
+    m = parallel.member(members_host, i)
+    key = jax.random.PRNGKey(config.seed + i + 1_000_003)  # fixed eval noise
+    entry = {'member': i, 'seed': config.seed + i}
+    generators = {'': m['g_params']}
+    if config.ema_decay > 0:
+      generators['ema_'] = m['ema']
+    for prefix, g_params in generators.items():
+      samples = np.asarray(sampler(g_params, key, config.eval_samples))
+      if config.dataset in data.MIXTURES:
+        centers, std = data.mixture_centers(config.dataset)
+        for k, v in metrics_lib.mode_metrics(samples, centers, std).items():
+          entry[prefix + k] = v
+      if write_samples and not prefix:
+        suffix = f'_member{i}' if config.population > 1 else ''
+        path = os.path.join(workdir, 'samples', f'step_{step}{suffix}.png')
+        if config.dataset in data.MIXTURES:
+          centers, _ = data.mixture_centers(config.dataset)
+          plots.save_scatter(path, samples, centers, f'{config.loss} step {step}')
+        else:
+          plots.save_image_grid(path, samples)
+    results.append(entry)
+  return results
+
+
+# ---------------------------------------------------------------- the loop --
+
+class _Preemption:
+  """Turns SIGTERM (how TPU VMs announce preemption) into a flag the loop checks."""
+
+  def __init__(self):
+    self.requested = threading.Event()
+    self._previous = None
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, lambda *_: self.requested.set())
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
+  """Trains (resuming from `workdir` if it holds a checkpoint); returns eval.json's content."""
+  config = resolve_config(config)
+  mesh = parallel.make_mesh()
+  parallel.check_batch(config.batch_size, mesh)
+  is_chief = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
+                         jax.process_index(), jax.process_count(), config.data_dir or None)
+  example_shape = dataset.example_shape
+  pair = models.make(config.model, example_shape, config.model_options.to_dict())
+  cfg = step_config(config)
+  population = config.population
+  seeds = config.seed + np.arange(population)
+  g_lrs = parallel.per_member(config.g_optimizer.learning_rate, population, 'g lr')
+  d_lrs = parallel.per_member(config.d_optimizer.learning_rate, population, 'd lr')
+  state = parallel.replicate(
+      step_lib.init_members(pair, cfg, example_shape, seeds, g_lrs, d_lrs), mesh)
+
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
+                                 config.checkpoint_every, config.keep_checkpoints)
+  restored = ckpt.restore(checkpoint.abstract(state))
+  if restored is not None:
+    state, meta = restored
+    logging.info('Resumed from %s at step %d.', ckpt.directory, meta['step'])
+  start = int(parallel.to_host(state['step']))
+
+  step_fn = step_lib.make_step(pair, cfg, mesh)
+  sampler = step_lib.make_sampler(pair)
+  penalty_weight = parallel.replicate(
+      parallel.per_member(config.penalty_weight, population, 'penalty_weight'), mesh)
+  writer = MetricWriter(workdir, config.steps, enabled=is_chief)
+  preemption = _Preemption()
+  batches = data.prefetch(dataset, start)
+  metrics, results, stopped_early = None, [], False
+  t_start = time.time()
+  try:
+    for done in range(start + 1, config.steps + 1):
+      batch = parallel.shard_batch(next(batches), mesh)
+      state, metrics = step_fn(state, batch, penalty_weight)
+      preempted = preemption.requested.is_set() or ckpt.reached_preemption(done)
+      force_save = done == config.steps or preempted
+      saving = force_save or ckpt.should_save(done)
+      if saving or done % config.log_every == 0:
+        host_metrics = parallel.to_host(metrics)
+        _check_finite(done, host_metrics)  # never checkpoint a non-finite state
+        if done % config.log_every == 0 or done == config.steps:
+          _log(writer, done, host_metrics, population)
+      if done % config.eval_every == 0 or done == config.steps:
+        results = evaluate(config, dataset, sampler, parallel.to_host(state['members']), done,
+                           workdir, write_samples=is_chief)
+        for r in results:
+          writer.write_scalars(done, {f'eval/{k}' if population == 1 else
+                                      f'eval/member{r["member"]}/{k}': v
+                                      for k, v in r.items() if k not in ('member', 'seed')})
+      if saving:
+        meta = {'step': done, 'data_position': done, 'config': config.to_json()}
+        ckpt.save(done, state, meta, force=force_save)
+      if preempted:
+        logging.info('Preemption requested: saved step %d in %s; rerun to resume.', done,
+                     ckpt.directory)
+        stopped_early = True
+        break
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    preemption.restore()
+
+  final_step = int(parallel.to_host(state['step']))
+  members_host = parallel.to_host(state['members'])
+  summary = {'step': final_step, 'loss': config.loss, 'dataset': config.dataset,
+             'population': population, 'preempted': stopped_early,
+             'wall_time_s': round(time.time() - t_start, 2),
+             'state_digest': digest([member_params(members_host, i) for i in range(population)])}
+  last = parallel.to_host(metrics) if metrics is not None else None
+  members = []
+  for i in range(population):
+    entry = {'member': i, 'seed': int(seeds[i]),
+             'state_digest': digest(member_params(members_host, i))}
+    if last is not None:
+      entry.update({k: float(v[i]) for k, v in last.items() if k != 'finite'})
+    if i < len(results) and not stopped_early:
+      entry.update({k: v for k, v in results[i].items() if k not in ('member', 'seed')})
+    members.append(entry)
+  summary['members'] = members
+  if population == 1:
+    summary.update({k: v for k, v in members[0].items() if k not in ('member',)})
+  if is_chief and not stopped_early:
+    with open(os.path.join(workdir, 'eval.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
+  return summary
+
+
+def _check_finite(step: int, metrics: dict) -> None:
+  finite = np.asarray(metrics['finite'])
+  if not finite.all():
+    bad = [k for k, v in metrics.items() if k != 'finite' and not np.all(np.isfinite(v))]
+    raise FloatingPointError(f'non-finite {", ".join(bad)} at step {step} '
+                             f'(members {np.flatnonzero(~finite).tolist()}); the last good '
+                             'checkpoint is kept.')
+
+
+def _log(writer: MetricWriter, step: int, metrics: dict, population: int) -> None:
+  metrics = {k: v for k, v in metrics.items() if k != 'finite'}
+  means = {k: float(np.mean(v)) for k, v in metrics.items()}
+  writer.write_scalars(step, means)
+  if population > 1:
+    for i in range(population):
+      writer.write_scalars(step, {f'member{i}/{k}': float(v[i]) for k, v in metrics.items()})
+  writer.progress(step, {k: means[k] for k in ('d_loss', 'g_loss', 'penalty')})

@@ -1,0 +1,44 @@
+"""Shared helpers: tiny configs that train in seconds, and checkpoint readers."""
+
+import os
+
+import numpy as np
+import pytest
+
+from configs import ring
+
+
+def tiny_config(**overrides):
+  """The ring config shrunk to run a few steps in about a second."""
+  c = ring.get_config()
+  c.batch_size = 64
+  c.steps = 20
+  c.model_options.hidden = (32, 32)
+  c.model_options.z_dim = 4
+  c.log_every = 10
+  c.eval_every = 20
+  c.eval_samples = 500
+  c.checkpoint_every = 10
+  for key, value in overrides.items():
+    target = c
+    *path, last = key.split('.')
+    for p in path:
+      target = target[p]
+    target[last] = value
+  return c
+
+
+def load_state(workdir, step=None):
+  """The `state` item of a checkpoint in `workdir` as numpy arrays."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  ckpt_dir = os.path.join(workdir, 'checkpoints')
+  if step is None:
+    step = max(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
+  state = ocp.StandardCheckpointer().restore(os.path.join(ckpt_dir, str(step), 'state'))
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree_util.tree_map(np.asarray, state)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+  return str(tmp_path / 'run')

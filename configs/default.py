@@ -22,7 +22,17 @@ def get_config() -> config_dict.ConfigDict:
   c.name = 'default'                 # used for the default workdir runs/<name>
   # --- objective
   c.loss = 'classic'                 # one of ganjax.losses.names()
-  c.loss_options = config_dict.ConfigDict()  # keyword arguments for the loss (both sides)
+  # Keyword arguments for the loss; None = the loss's own default; each goes to the side(s)
+  # whose function accepts it (ganjax.losses docstrings).
+  c.loss_options = config_dict.ConfigDict(dict(
+      form=config_dict.placeholder(str),             # classic: softplus | bce | direct
+      generator=config_dict.placeholder(str),        # classic: non_saturating | minimax
+      label_smoothing=config_dict.placeholder(float),  # classic, relativistic (one-sided)
+      margin=config_dict.placeholder(float),         # hinge
+      real_target=config_dict.placeholder(float),    # least_squares b
+      fake_target=config_dict.placeholder(float),    # least_squares a
+      target=config_dict.placeholder(float),         # least_squares generator c
+  ))
   c.penalty = config_dict.placeholder(str)   # none | wgan_gp | r1 | r2 | dragan | clip
   c.penalty_weight = config_dict.placeholder(object)  # λ/γ (clip: the clip value c); list = per member
   c.n_dis = config_dict.placeholder(int)     # discriminator updates per generator update
@@ -31,7 +41,12 @@ def get_config() -> config_dict.ConfigDict:
   c.data_dir = ''                    # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data_seed = 0                    # data order; shared by all population members
   c.model = 'mlp'                    # mlp | dcgan
-  c.model_options = config_dict.ConfigDict()  # e.g. width, z_dim, hidden, spectral_norm
+  c.model_options = config_dict.ConfigDict(dict(  # None = the model's default
+      z_dim=config_dict.placeholder(int),            # noise dimension (mlp 16, dcgan 100)
+      hidden=config_dict.placeholder(tuple),         # mlp: hidden widths (128, 128, 128)
+      width=config_dict.placeholder(int),            # dcgan: base channel count (64)
+      spectral_norm=config_dict.placeholder(bool),   # dcgan: spectral norm in D (False)
+  ))
   c.batch_size = 256                 # global batch (all devices, all processes)
   # --- optimisation
   c.steps = 2000                     # generator updates

@@ -198,7 +198,8 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
   float64 and adds ``1e-6·I`` when the product is singular; here the
   arithmetic is float32, accurate to about 1e-4 relative when the
   covariances are well conditioned (tests/test_evaluate.py checks against
-  scipy).
+  scipy). For (nearly) equal statistics round-off can leave it a little
+  below 0 (about -1e-5·Tr(C)); it is not clipped.
 
   Returns a scalar array (jit-compatible).
   """
@@ -421,7 +422,7 @@ def density_coverage(real_feats: Array, fake_feats: Array, k: int = 5, *,
                      chunk: int = _CHUNK) -> dict[str, float]:
   """Density and coverage (Naeem et al. 2020).
 
-  With ``B(x_i) `` the open ball around real point ``x_i`` of radius
+  With ``B(x_i)`` the open ball around real point ``x_i`` of radius
   ``NND_k(x_i)``, the distance to its k-th nearest other real point::
 
     density  = 1/(kM) Σ_j Σ_i 1[y_j ∈ B(x_i)]       (M fake points y_j)
@@ -491,7 +492,7 @@ class FeatureNet(nn.Module):
   """
   num_classes: int
   feature_dim: int = 64
-  widths: Sequence[int] = (32, 64, 128)
+  widths: Sequence[int] = (16, 32, 64)
 
   @nn.compact
   def __call__(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -547,16 +548,15 @@ def train_feature_extractor(train_images: Array, train_labels: Array, test_image
                             test_labels: Array, *, num_classes: int, seed: int = 0,
                             steps: int = 1000, batch_size: int = 64,
                             learning_rate: float = 2e-3, feature_dim: int = 64,
-                            widths: Sequence[int] = (32, 64, 128)) -> tuple[Any, float]:
+                            widths: Sequence[int] = (16, 32, 64)) -> tuple[Any, float]:
   """Trains a `FeatureNet` classifier; returns ``(params, test_accuracy)``.
 
   Minimises the softmax cross-entropy ``-log softmax(logits)_y`` with Adam
   (Kingma & Ba 2015) for `steps` steps on batches of `batch_size` examples
-  drawn without replacement within a step. The whole run is one jitted
-  ``lax.scan``; it is a pure function of `seed` and the data, so the same
-  seed gives bit-identical parameters on the same machine and backend.
-  On scikit-learn's digits (`load_digits_split`) the defaults reach about
-  98% test accuracy in a few seconds on CPU.
+  drawn without replacement within a step. It is a pure function of `seed`
+  and the data, so the same seed gives bit-identical parameters on the same
+  machine and backend. On scikit-learn's digits (`load_digits_split`) the
+  defaults reach about 99% test accuracy in about 5 s on two CPU cores.
 
   Args:
     train_images, test_images: NHWC float images in [-1, 1].

@@ -164,7 +164,7 @@ MODELS = ('mlp', 'dcgan')
 def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None = None
          ) -> ModelPair:
   """Builds the generator/discriminator pair `name` for examples of `data_shape`."""
-  options = dict(options or {})
+  options = {k: v for k, v in (options or {}).items() if v is not None}
   z_dim = int(options.pop('z_dim', 16 if name == 'mlp' else 100))
   if name == 'mlp':
     if len(data_shape) != 1:
@@ -183,5 +183,5 @@ def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None 
   else:
     raise ValueError(f'unknown model {name!r}; valid: {", ".join(MODELS)}.')
   if options:
-    raise ValueError(f'unknown options for model {name}: {sorted(options)}.')
+    raise ValueError(f'model_options {sorted(options)} do not apply to model {name}.')
   return pair

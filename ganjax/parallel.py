@@ -52,7 +52,12 @@ def to_host(tree: Any) -> Any:
 def data_parallel(per_device: Callable, mesh: Mesh, in_specs: tuple, out_specs: Any,
                   donate_argnums: tuple[int, ...] = ()) -> Callable:
   """``jit(shard_map(per_device))``: one compiled program for the whole mesh."""
-  mapped = jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+  # check_vma=False gives pmap semantics: `jax.grad` of a replicated parameter returns this
+  # device's gradient, and the step averages it with an explicit `lax.pmean`. (With
+  # check_vma=True, JAX would insert a psum into the gradient of every replicated input
+  # itself, and an explicit pmean on top would be silently wrong by the device count.)
+  mapped = jax.shard_map(per_device, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)
   return jax.jit(mapped, donate_argnums=donate_argnums)
 
 

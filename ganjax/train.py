@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -72,8 +73,13 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
                      '(for clip: the positive clip value).')
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f'ema_decay={config.ema_decay}; it must be in [0, 1).')
-  split_loss_options(loss, config.loss_options.to_dict())
+  split_loss_options(loss, _set_options(config.loss_options))
   return config
+
+
+def _set_options(options: config_dict.ConfigDict) -> dict:
+  """The options given a value (placeholders left as None mean 'the default')."""
+  return {k: v for k, v in options.to_dict().items() if v is not None}
 
 
 def _optimizer_spec(opt: config_dict.ConfigDict) -> dict:
@@ -97,7 +103,7 @@ def split_loss_options(loss: losses.Loss, options: dict) -> tuple[dict, dict]:
 
 
 def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
-  d_opts, g_opts = split_loss_options(losses.get(config.loss), config.loss_options.to_dict())
+  d_opts, g_opts = split_loss_options(losses.get(config.loss), _set_options(config.loss_options))
   return step_lib.StepConfig(
       loss=config.loss, d_loss_options=tuple(sorted(d_opts.items())),
       g_loss_options=tuple(sorted(g_opts.items())), penalty=config.penalty,
@@ -157,6 +163,33 @@ def evaluate(config, dataset: data.Dataset, sampler, members_host, step: int,
 
 # ---------------------------------------------------------------- the loop --
 
+@dataclasses.dataclass
+class Experiment:
+  """What a resolved config builds: models, initial state, the compiled step."""
+  pair: models.ModelPair
+  step_config: step_lib.StepConfig
+  seeds: np.ndarray
+  state: Any            # replicated over the mesh
+  step_fn: Any          # step_fn(state, sharded_batch, penalty_weight) -> (state, metrics)
+  penalty_weight: Any   # replicated (population,)
+
+
+def build(config: config_dict.ConfigDict, example_shape: tuple[int, ...], mesh) -> Experiment:
+  """Models, initial (replicated) state and the step for a *resolved* config."""
+  pair = models.make(config.model, example_shape, config.model_options.to_dict())
+  cfg = step_config(config)
+  population = config.population
+  seeds = config.seed + np.arange(population)
+  g_lrs = parallel.per_member(config.g_optimizer.learning_rate, population, 'g lr')
+  d_lrs = parallel.per_member(config.d_optimizer.learning_rate, population, 'd lr')
+  state = parallel.replicate(
+      step_lib.init_members(pair, cfg, example_shape, seeds, g_lrs, d_lrs), mesh)
+  penalty_weight = parallel.replicate(
+      parallel.per_member(config.penalty_weight, population, 'penalty_weight'), mesh)
+  return Experiment(pair, cfg, seeds, state, step_lib.make_step(pair, cfg, mesh),
+                    penalty_weight)
+
+
 class _Preemption:
   """Turns SIGTERM (how TPU VMs announce preemption) into a flag the loop checks."""
 
@@ -180,15 +213,9 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
                          jax.process_index(), jax.process_count(), config.data_dir or None)
-  example_shape = dataset.example_shape
-  pair = models.make(config.model, example_shape, config.model_options.to_dict())
-  cfg = step_config(config)
-  population = config.population
-  seeds = config.seed + np.arange(population)
-  g_lrs = parallel.per_member(config.g_optimizer.learning_rate, population, 'g lr')
-  d_lrs = parallel.per_member(config.d_optimizer.learning_rate, population, 'd lr')
-  state = parallel.replicate(
-      step_lib.init_members(pair, cfg, example_shape, seeds, g_lrs, d_lrs), mesh)
+  exp = build(config, dataset.example_shape, mesh)
+  pair, state, step_fn, penalty_weight = exp.pair, exp.state, exp.step_fn, exp.penalty_weight
+  population, seeds = config.population, exp.seeds
 
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.checkpoint_every, config.keep_checkpoints)
@@ -198,10 +225,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
     logging.info('Resumed from %s at step %d.', ckpt.directory, meta['step'])
   start = int(parallel.to_host(state['step']))
 
-  step_fn = step_lib.make_step(pair, cfg, mesh)
   sampler = step_lib.make_sampler(pair)
-  penalty_weight = parallel.replicate(
-      parallel.per_member(config.penalty_weight, population, 'penalty_weight'), mesh)
   writer = MetricWriter(workdir, config.steps, enabled=is_chief)
   preemption = _Preemption()
   batches = data.prefetch(dataset, start)

@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -34,9 +35,14 @@ def load_state(workdir, step=None):
   ckpt_dir = os.path.join(workdir, 'checkpoints')
   if step is None:
     step = max(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
-  state = ocp.StandardCheckpointer().restore(os.path.join(ckpt_dir, str(step), 'state'))
-  import jax  # pylint: disable=g-import-not-at-top
-  return jax.tree_util.tree_map(np.asarray, state)
+  path = os.path.join(ckpt_dir, str(step), 'state')
+  checkpointer = ocp.StandardCheckpointer()
+  # Restore onto this process's first device, whatever topology wrote it.
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree_util.tree_map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+      checkpointer.metadata(path).item_metadata.tree)
+  return jax.tree_util.tree_map(np.asarray, checkpointer.restore(path, target))
 
 
 @pytest.fixture

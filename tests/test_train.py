@@ -63,9 +63,7 @@ def test_per_member_hyperparameters(tmp_path):
   cfg.penalty_weight = (0.0, 5.0)
   summary = train.train_and_evaluate(cfg, str(tmp_path / 'hp'))
   state = load_state(str(tmp_path / 'hp'))
-  lrs = state['members']['g_opt'].hyperparams['learning_rate'] if hasattr(
-      state['members']['g_opt'], 'hyperparams') else state['members']['g_opt']['hyperparams'][
-          'learning_rate']
+  lrs = state['members']['g_opt']['hyperparams']['learning_rate']
   np.testing.assert_allclose(lrs, [1e-4, 3e-4], rtol=1e-6)
   pens = [m['penalty'] for m in summary['members']]
   assert pens[0] > 0 and pens[1] > 0  # penalty is reported unweighted for both
@@ -81,15 +79,11 @@ def test_per_member_hyperparameters(tmp_path):
     ('g_optimizer.name', 'adamw2', 'valid: adam, rmsprop, sgd'),
     ('d_optimizer.learning_rate', -1.0, 'must be positive'),
     ('penalty_weight', (1.0, 2.0), 'one per population member'),
-    ('loss_options', {'margin': 2.0}, 'valid: form, generator, label_smoothing'),
+    ('loss_options.margin', 2.0, 'valid: form, generator, label_smoothing'),
+    ('model_options.width', 8, r"\['width'\] do not apply to model mlp"),
 ])
 def test_bad_configs_fail_before_compiling(workdir, field, value, match):
-  cfg = tiny_config()
-  if field == 'loss_options':
-    cfg.loss_options = value
-  else:
-    tiny = tiny_config(**{field: value})
-    cfg = tiny
+  cfg = tiny_config(**{field: value})
   with pytest.raises(ValueError, match=match):
     train.resolve_config(cfg)
   with pytest.raises(ValueError, match=match):

@@ -1,0 +1,461 @@
+"""Tests for ganjax.evaluate against float64 numpy/scipy references and hand-computed values."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from ganjax import evaluate as ge
+
+KEY = jax.random.PRNGKey(0)
+
+
+def _random_gaussian(rng, n, d, shift=0.0):
+  """n samples of a correlated d-dimensional Gaussian, float32."""
+  mixing = rng.normal(size=(d, d)) / np.sqrt(d)
+  return (rng.normal(size=(n, d)) @ mixing + shift).astype(np.float32)
+
+
+def _ring(num_modes=8, radius=2.0):
+  angles = 2 * np.pi * np.arange(num_modes) / num_modes
+  return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+# -------------------------------------------------------------- mode metrics --
+
+def test_mode_metrics_hand_built():
+  centers = _ring()
+  std = 0.02
+  samples = np.concatenate([
+      np.repeat(centers[:1], 4, axis=0),                      # 4 hq on mode 0
+      centers[1] + np.array([[0.05, 0.0], [0.0, -0.05]]),     # 2 hq on mode 1 (2.5 std)
+      centers[2] + np.array([[0.0, 0.01], [0.01, 0.0]]),      # 2 hq on mode 2
+      centers[2] + np.array([[0.07, 0.0], [0.0, 0.07]]),      # 2 near mode 2 at 3.5 std: not hq
+      np.zeros((2, 2)),                                       # 2 in the middle: not hq
+  ])
+  out = ge.mode_metrics(samples, centers, std)
+  assert out['modes'] == 3
+  assert isinstance(out['modes'], int)
+  assert out['hq_fraction'] == pytest.approx(8 / 12)
+  # q = (1/2, 1/4, 1/4): ½ log(½·8) + 2·¼ log(¼·8) = log 2 + ½ log 2.
+  assert out['reverse_kl'] == pytest.approx(1.5 * math.log(2))
+  # A looser threshold (4 std) admits the two 3.5-std samples on mode 2.
+  loose = ge.mode_metrics(samples, centers, std, threshold=4.0)
+  assert loose['hq_fraction'] == pytest.approx(10 / 12)
+  q = np.array([4, 2, 4]) / 10
+  assert loose['reverse_kl'] == pytest.approx(float(np.sum(q * np.log(q * 8))))
+
+
+def test_mode_metrics_uniform_collapsed_and_empty():
+  centers = _ring()
+  uniform = ge.mode_metrics(np.repeat(centers, 3, axis=0), centers, 0.05)
+  assert uniform == {'modes': 8, 'hq_fraction': 1.0, 'reverse_kl': pytest.approx(0.0, abs=1e-12)}
+  collapsed = ge.mode_metrics(np.repeat(centers[3:4], 5, axis=0), centers, 0.05)
+  assert collapsed['modes'] == 1
+  assert collapsed['reverse_kl'] == pytest.approx(math.log(8))
+  empty = ge.mode_metrics(np.zeros((10, 2)), centers, 0.05)
+  assert empty == {'modes': 0, 'hq_fraction': 0.0, 'reverse_kl': pytest.approx(math.log(8))}
+
+
+def test_mode_metrics_on_the_true_mixture_follow_the_rayleigh_law():
+  # 2,500 samples of the 8-Gaussian ring itself: in 2-D, P(‖x - c‖ ≤ 3σ) = 1 - exp(-9/2).
+  rng = np.random.default_rng(0)
+  centers = _ring()
+  std = 0.02
+  samples = centers[rng.integers(0, 8, 2500)] + std * rng.normal(size=(2500, 2))
+  out = ge.mode_metrics(samples, centers, std)
+  assert out['modes'] == 8
+  assert out['hq_fraction'] == pytest.approx(1 - math.exp(-4.5), abs=0.01)
+  assert 0 <= out['reverse_kl'] < 0.01
+
+
+def test_mode_metrics_rejects_bad_arguments():
+  centers = _ring()
+  with pytest.raises(ValueError, match='same D'):
+    ge.mode_metrics(np.zeros((5, 3)), centers, 0.1)
+  with pytest.raises(ValueError, match='std=0'):
+    ge.mode_metrics(np.zeros((5, 2)), centers, 0)
+  with pytest.raises(ValueError, match='threshold=-1'):
+    ge.mode_metrics(np.zeros((5, 2)), centers, 0.1, threshold=-1)
+
+
+# ----------------------------------------------------------------------- FID --
+
+def _scipy_fid(mu1, cov1, mu2, cov2):
+  covmean = scipy.linalg.sqrtm(cov1 @ cov2).real
+  return float(np.sum((mu1 - mu2) ** 2) + np.trace(cov1 + cov2 - 2 * covmean))
+
+
+@pytest.mark.parametrize('d', [16, 32])
+def test_frechet_distance_matches_scipy(d):
+  rng = np.random.default_rng(d)
+  a = _random_gaussian(rng, 2000, d)
+  b = _random_gaussian(rng, 2000, d, shift=0.3)
+  a64, b64 = a.astype(np.float64), b.astype(np.float64)
+  mu1, cov1 = a64.mean(0), np.cov(a64, rowvar=False)
+  mu2, cov2 = b64.mean(0), np.cov(b64, rowvar=False)
+  ref = _scipy_fid(mu1, cov1, mu2, cov2)
+  f32 = lambda x: x.astype(np.float32)
+  got = ge.frechet_distance_from_stats(f32(mu1), f32(cov1), f32(mu2), f32(cov2))
+  assert got.dtype == jnp.float32
+  np.testing.assert_allclose(float(got), ref, rtol=1e-4)
+  np.testing.assert_allclose(float(ge.frechet_distance(a, b)), ref, rtol=1e-4)
+  # The statistics match numpy's (unbiased covariance, as pytorch-fid).
+  mu, cov = ge.feature_statistics(a)
+  np.testing.assert_allclose(mu, mu1, atol=1e-5)
+  np.testing.assert_allclose(cov, cov1, atol=1e-5)
+  # It is symmetric and jit-compatible.
+  np.testing.assert_allclose(float(ge.frechet_distance(b, a)), ref, rtol=1e-4)
+  jitted = jax.jit(ge.frechet_distance_from_stats)(mu1, cov1, mu2, cov2)
+  np.testing.assert_allclose(float(jitted), ref, rtol=1e-4)
+
+
+def test_frechet_distance_is_zero_for_identical_statistics():
+  rng = np.random.default_rng(1)
+  feats = _random_gaussian(rng, 1000, 24, shift=1.5)
+  mu, cov = ge.feature_statistics(feats)
+  scale = float(jnp.trace(cov))
+  assert abs(float(ge.frechet_distance_from_stats(mu, cov, mu, cov))) < 1e-5 * scale
+  assert abs(float(ge.frechet_distance(feats, feats))) < 1e-5 * scale
+
+
+def test_frechet_distance_diagonal_closed_form():
+  rng = np.random.default_rng(2)
+  a, b = rng.uniform(0.1, 4.0, 20), rng.uniform(0.1, 4.0, 20)
+  mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
+  ref = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2) + np.sum((mu1 - mu2) ** 2)
+  got = ge.frechet_distance_from_stats(mu1, np.diag(a), mu2, np.diag(b))
+  np.testing.assert_allclose(float(got), ref, rtol=1e-5)
+  # A mean shift alone adds ‖Δμ‖².
+  same_cov = ge.frechet_distance_from_stats(mu1, np.diag(a), mu2, np.diag(a))
+  np.testing.assert_allclose(float(same_cov), np.sum((mu1 - mu2) ** 2), rtol=1e-5, atol=1e-5)
+
+
+def test_frechet_distance_with_singular_covariance_is_finite():
+  # 10 examples in 32 dimensions: rank-9 covariances; clipped eigenvalues keep it finite.
+  rng = np.random.default_rng(3)
+  a, b = rng.normal(size=(10, 32)), rng.normal(size=(10, 32)) + 1.0
+  got = float(ge.frechet_distance(a, b))
+  assert np.isfinite(got) and got > 32.0 * 0.5  # the means alone are ~32 apart in squared norm
+
+
+def test_frechet_distance_rejects_mismatched_shapes():
+  with pytest.raises(ValueError, match='same feature extractor'):
+    ge.frechet_distance(np.zeros((10, 4)), np.zeros((10, 5)))
+  with pytest.raises(ValueError, match=r'cov2 has shape \(3, 3\)'):
+    ge.frechet_distance_from_stats(np.zeros(4), np.eye(4), np.zeros(4), np.eye(3))
+
+
+# ----------------------------------------------------------------------- KID --
+
+def _numpy_mmd2_unbiased(x, y):
+  """The estimator written out in float64, one kernel entry at a time per matrix."""
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  d = x.shape[1]
+  kern = lambda a, b: (a @ b.T / d + 1.0) ** 3
+  m, n = len(x), len(y)
+  k_xx, k_yy, k_xy = kern(x, x), kern(y, y), kern(x, y)
+  off_xx = k_xx[~np.eye(m, dtype=bool)].sum() / (m * (m - 1))
+  off_yy = k_yy[~np.eye(n, dtype=bool)].sum() / (n * (n - 1))
+  return off_xx + off_yy - 2.0 * k_xy.mean()
+
+
+@pytest.mark.parametrize('sizes', [(60, 60), (50, 35)])
+def test_mmd2_unbiased_matches_numpy(sizes):
+  rng = np.random.default_rng(4)
+  x = _random_gaussian(rng, sizes[0], 16)
+  y = _random_gaussian(rng, sizes[1], 16, shift=0.5)
+  ref = _numpy_mmd2_unbiased(x, y)
+  assert ref > 0.1  # a real difference, so the relative tolerance means something
+  np.testing.assert_allclose(float(ge.mmd2_unbiased(x, y)), ref, rtol=1e-4)
+
+
+def test_kid_on_whole_sets_is_exact_and_has_zero_std():
+  rng = np.random.default_rng(5)
+  x = _random_gaussian(rng, 80, 16)
+  y = _random_gaussian(rng, 80, 16, shift=0.2)
+  ref = _numpy_mmd2_unbiased(x, y)
+  # subset_size ≥ n: every subset is the whole set drawn without replacement,
+  # so every subset value is exactly the full estimate whatever the key.
+  mean, std, values = ge.kid(x, y, num_subsets=3, subset_size=1000, key=KEY,
+                             return_values=True)
+  np.testing.assert_allclose(values, ref, rtol=1e-4)
+  np.testing.assert_allclose(float(mean), ref, rtol=1e-4)
+  assert float(std) < 1e-4 * abs(ref)
+
+
+def test_kid_is_unbiased_and_its_std_is_the_population_std():
+  rng = np.random.default_rng(6)
+  x = rng.normal(size=(1000, 8)).astype(np.float32)
+  y = rng.normal(size=(1000, 8)).astype(np.float32)
+  mean, std, values = ge.kid(x, y, num_subsets=50, subset_size=100, key=KEY, return_values=True)
+  values = np.asarray(values)
+  assert values.shape == (50,)
+  assert np.any(values < 0) and np.any(values > 0)
+  # Same distribution: the mean over subsets is within noise of 0.
+  assert abs(float(mean)) < 3 * float(std) / np.sqrt(50)
+  # The biased estimator (diagonals kept) would be clearly positive here.
+  biased = np.mean(_numpy_biased_mmd2(x[:100], y[:100]))
+  assert biased > 10 * abs(float(mean))
+  np.testing.assert_allclose(float(mean), values.mean(), rtol=1e-5)
+  np.testing.assert_allclose(float(std), values.std(ddof=0), rtol=1e-5)
+  # Different keys pick different subsets.
+  other = ge.kid(x, y, num_subsets=50, subset_size=100, key=jax.random.PRNGKey(1))[0]
+  assert float(other) != float(mean)
+  # A shifted distribution is far above the noise.
+  shifted = ge.kid(x, y + 0.5, num_subsets=50, subset_size=100, key=KEY)[0]
+  assert float(shifted) > 20 * float(std)
+
+
+def _numpy_biased_mmd2(x, y):
+  x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  kern = lambda a, b: (a @ b.T / x.shape[1] + 1.0) ** 3
+  return kern(x, x).mean() + kern(y, y).mean() - 2 * kern(x, y).mean()
+
+
+def test_kid_rejects_bad_arguments():
+  x = np.zeros((10, 4), np.float32)
+  with pytest.raises(ValueError, match='num_subsets=0'):
+    ge.kid(x, x, num_subsets=0, key=KEY)
+  with pytest.raises(ValueError, match='subset_size=1'):
+    ge.kid(x, x, subset_size=1, key=KEY)
+
+
+# ---------------------------------------------- precision, recall, density --
+
+REAL_1D = np.array([[0.0], [1.0], [3.0], [6.0]])
+FAKE_1D = np.array([[0.5], [2.5], [9.5], [20.0]])
+
+
+def test_precision_recall_density_coverage_by_hand():
+  # k = 1. Real radii (nearest other real point): 0→1, 1→1, 3→2, 6→3.
+  # Fake radii: 0.5→2, 2.5→2, 9.5→7, 20→10.5.
+  # Precision: 0.5 ∈ B(0,1), 2.5 ∈ B(3,2); 9.5 and 20 are in no real ball → 2/4.
+  # Recall: 0, 1, 3 ∈ B(0.5,2) ∪ B(2.5,2); 6 ∈ B(9.5,7) → 4/4.
+  pr = ge.precision_recall(REAL_1D, FAKE_1D, k=1)
+  assert pr == {'precision': 0.5, 'recall': 1.0}
+  # Swapping the roles swaps the two numbers.
+  assert ge.precision_recall(FAKE_1D, REAL_1D, k=1) == {'precision': 1.0, 'recall': 0.5}
+  # Density: 0.5 lies in B(0,1) and B(1,1), 2.5 in B(3,2), others in none → 3/(1·4).
+  # Coverage: balls of 0, 1, 3 hold a fake point; B(6,3) does not (9.5 is 3.5 away) → 3/4.
+  dc = ge.density_coverage(REAL_1D, FAKE_1D, k=1)
+  assert dc == {'density': 0.75, 'coverage': 0.75}
+  assert all(isinstance(v, float) for v in {**pr, **dc}.values())
+
+
+def test_precision_recall_density_coverage_by_hand_k2_in_2d():
+  # Real: the four corners of the unit square and a far point; k = 2.
+  real = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [5, 5]], np.float32)
+  # Corner radii: 2nd nearest other point is an adjacent corner at distance 1.
+  # (5,5): nearest others (1,1) at √32 and (1,0)/(0,1) at √41 → radius √41.
+  fake = np.array([[0.5, 0.5], [2, 2], [10, 10], [5, 9]], np.float32)
+  # (0.5,0.5) is √0.5 from every corner: inside all four corner balls, and √40.5 < √41
+  # from (5,5), inside that ball too → 5 balls. (2,2): √2 from (1,1) > 1, √18 < √41 from
+  # (5,5) → 1 ball. (10,10): √50 > √41 → none. (5,9): 4 = √16 < √41 → 1 ball.
+  dc = ge.density_coverage(real, fake, k=2)
+  assert dc['density'] == pytest.approx((5 + 1 + 0 + 1) / (2 * 4))
+  assert dc['coverage'] == 1.0
+  pr = ge.precision_recall(real, fake, k=2)
+  assert pr['precision'] == 0.75
+  # Fake radii (k=2): (0.5,0.5): others at √4.5, √92.5, √180.5 → √92.5; (2,2): √4.5,
+  # √58, √128 → √58; (10,10): √26, √128, √180.5 → √128; (5,9): √26, √58, √92.5 → √58.
+  # The corners are √0.5 from (0.5,0.5) and (5,5) is √18 from (2,2) → recall 1.
+  assert pr['recall'] == 1.0
+
+
+def test_ball_boundaries_closed_for_precision_open_for_density():
+  # The fake point 9 is exactly at the radius 3 of the real point 6 (k = 1).
+  fake = np.array([[9.0], [30.0]])
+  assert ge.precision_recall(REAL_1D, fake, k=1)['precision'] == 0.5
+  assert ge.density_coverage(REAL_1D, fake, k=1) == {'density': 0.0, 'coverage': 0.0}
+
+
+def _numpy_prdc(real, fake, pr_k, dc_k):
+  real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  dist = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=-1)
+  d_rr, d_ff, d_rf = dist(real, real), dist(fake, fake), dist(real, fake)
+  kth = lambda d, k: np.sort(d, axis=1)[:, k]
+  r_pr, f_pr, r_dc = kth(d_rr, pr_k), kth(d_ff, pr_k), kth(d_rr, dc_k)
+  return {
+      'precision': np.mean(np.any(d_rf <= r_pr[:, None], axis=0)),
+      'recall': np.mean(np.any(d_rf <= f_pr[None, :], axis=1)),
+      'density': np.mean(np.sum(d_rf < r_dc[:, None], axis=0)) / dc_k,
+      'coverage': np.mean(d_rf.min(axis=1) < r_dc),
+  }
+
+
+@pytest.mark.parametrize('chunk', [7, 1024])
+def test_prdc_matches_brute_force_numpy(chunk):
+  rng = np.random.default_rng(7)
+  real = _random_gaussian(rng, 150, 5)
+  fake = _random_gaussian(rng, 120, 5, shift=0.4)
+  ref = _numpy_prdc(real, fake, pr_k=3, dc_k=5)
+  got = {**ge.precision_recall(real, fake, k=3, chunk=chunk),
+         **ge.density_coverage(real, fake, k=5, chunk=chunk)}
+  assert got.keys() == ref.keys()
+  for name in ref:
+    assert got[name] == pytest.approx(ref[name], abs=1e-6), name
+
+
+def test_prdc_same_distribution_and_disjoint_sets():
+  rng = np.random.default_rng(8)
+  real = rng.normal(size=(1000, 4)).astype(np.float32)
+  fake = rng.normal(size=(1000, 4)).astype(np.float32)
+  pr = ge.precision_recall(real, fake)
+  dc = ge.density_coverage(real, fake)
+  assert pr['precision'] > 0.6 and pr['recall'] > 0.6
+  assert abs(dc['density'] - 1.0) < 0.3
+  assert dc['coverage'] > 0.6
+  far = fake + 100.0
+  assert ge.precision_recall(real, far) == {'precision': 0.0, 'recall': 0.0}
+  assert ge.density_coverage(real, far) == {'density': 0.0, 'coverage': 0.0}
+
+
+def test_prdc_rejects_k_too_large():
+  with pytest.raises(ValueError, match='k=4 needs more than 4 examples'):
+    ge.precision_recall(REAL_1D, FAKE_1D, k=4)
+  with pytest.raises(ValueError, match='k=0'):
+    ge.density_coverage(REAL_1D, FAKE_1D, k=0)
+
+
+# ---------------------------------------------------------- classifier score --
+
+def test_classifier_score_extremes():
+  uniform = np.full((12, 5), 0.2)
+  mean, std = ge.classifier_score(uniform)
+  np.testing.assert_allclose(float(mean), 1.0, rtol=1e-6)
+  assert float(std) == 0.0
+  one_hot = np.eye(4)[np.arange(12) % 4]
+  np.testing.assert_allclose(float(ge.classifier_score(one_hot)[0]), 4.0, rtol=1e-6)
+  # All examples on one class: 1 (no diversity).
+  np.testing.assert_allclose(float(ge.classifier_score(np.eye(4)[np.zeros(8, int)])[0]), 1.0)
+
+
+def test_classifier_score_splits_and_numpy_reference():
+  # Split 1 holds classes {0, 1}, split 2 classes {2, 3}: 2 each, 4 overall.
+  one_hot = np.eye(4)[[0, 1, 0, 1, 2, 3, 2, 3]]
+  mean, std = ge.classifier_score(one_hot, splits=2)
+  np.testing.assert_allclose([float(mean), float(std)], [2.0, 0.0], atol=1e-6)
+  rng = np.random.default_rng(9)
+  probs = rng.dirichlet(np.full(10, 0.3), size=300)
+
+  def ref_score(p):
+    py = p.mean(0, keepdims=True)
+    return np.exp(np.mean(np.sum(p * (np.log(p) - np.log(py)), axis=1)))
+
+  np.testing.assert_allclose(float(ge.classifier_score(probs)[0]), ref_score(probs), rtol=1e-5)
+  parts = [ref_score(probs[i * 300 // 3:(i + 1) * 300 // 3]) for i in range(3)]
+  mean, std = ge.classifier_score(probs, splits=3)
+  np.testing.assert_allclose([float(mean), float(std)], [np.mean(parts), np.std(parts)],
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match='splits=301'):
+    ge.classifier_score(probs, splits=301)
+
+
+# --------------------------------------------------------- feature extractor --
+
+@pytest.fixture(scope='module')
+def digits():
+  return ge.load_digits_split()
+
+
+@pytest.fixture(scope='module')
+def trained(digits):
+  x_tr, y_tr, x_te, y_te = digits
+  return ge.train_feature_extractor(x_tr, y_tr, x_te, y_te, num_classes=10, seed=0)
+
+
+def test_digits_split(digits):
+  x_tr, y_tr, x_te, y_te = digits
+  assert x_tr.shape == (1438, 8, 8, 1) and x_te.shape == (359, 8, 8, 1)
+  assert x_tr.dtype == np.float32 and x_tr.min() == -1.0 and x_tr.max() == 1.0
+  assert set(np.unique(y_te)) == set(range(10))
+
+
+def test_feature_extractor_accuracy_on_digits(trained, digits):
+  params, accuracy = trained
+  assert accuracy >= 0.95
+  # The returned accuracy is what the feature function's probabilities give.
+  _, _, x_te, y_te = digits
+  feats, probs = ge.make_feature_fn(params)(x_te)
+  assert feats.shape == (len(x_te), 64) and probs.shape == (len(x_te), 10)
+  np.testing.assert_allclose(np.sum(probs, axis=1), 1.0, rtol=1e-5)
+  assert float(np.mean(np.argmax(probs, axis=1) == y_te)) == pytest.approx(accuracy)
+
+
+def test_feature_extractor_is_deterministic(digits):
+  x_tr, y_tr, x_te, y_te = digits
+  train = lambda seed: ge.train_feature_extractor(
+      x_tr[:256], y_tr[:256], x_te[:64], y_te[:64], num_classes=10, seed=seed, steps=20,
+      batch_size=32)
+  (p1, a1), (p2, a2), (p3, _) = train(0), train(0), train(1)
+  assert ge.params_digest(p1) == ge.params_digest(p2)
+  assert a1 == a2
+  assert ge.params_digest(p1) != ge.params_digest(p3)
+
+
+def test_save_load_roundtrip(trained, digits, tmp_path):
+  params, _ = trained
+  path = tmp_path / 'feature_net.params'  # no .npz suffix: saved under exactly this name
+  ge.save_params(path, params)
+  assert path.exists()
+  loaded = ge.load_params(path)
+  assert ge.params_digest(loaded) == ge.params_digest(params)
+  x = digits[2][:50]
+  for a, b in zip(ge.make_feature_fn(params)(x), ge.make_feature_fn(loaded)(x)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_make_feature_fn_rejects_foreign_params():
+  with pytest.raises(ValueError, match='not FeatureNet variables'):
+    ge.make_feature_fn({'params': {'dense': {'kernel': np.zeros((2, 2))}}})
+
+
+def test_train_feature_extractor_rejects_bad_labels(digits):
+  x_tr, y_tr, x_te, y_te = digits
+  with pytest.raises(ValueError, match='valid: 0 to num_classes - 1 = 4'):
+    ge.train_feature_extractor(x_tr, y_tr, x_te, y_te, num_classes=5, steps=1)
+
+
+# ------------------------------------------------------------- image metrics --
+
+def test_image_metrics_orders_real_above_noise(trained, digits):
+  params, _ = trained
+  x_tr, _, x_te, _ = digits
+  features = ge.make_feature_fn(params)
+  kw = dict(key=KEY, kid_subsets=10, kid_subset_size=200, batch_size=128)
+  noise = np.asarray(jax.random.uniform(KEY, x_te.shape, minval=-1.0, maxval=1.0))
+  good = ge.image_metrics(features, x_tr[:400], x_te, **kw)
+  bad = ge.image_metrics(features, x_tr[:400], noise, **kw)
+  assert set(good) == {'fid', 'kid_mean', 'kid_std', 'precision', 'recall', 'density',
+                       'coverage', 'classifier_score'}
+  assert all(isinstance(v, float) for v in good.values())
+  assert good['fid'] < 0.2 * bad['fid']
+  assert good['kid_mean'] < 0.2 * bad['kid_mean']
+  assert good['precision'] > 0.6 > bad['precision']
+  assert good['coverage'] > bad['coverage']
+  assert good['classifier_score'] > 8.0  # held-out digits: confident and spread over 10 classes
+  # Each entry is the standalone metric on the same features (batching and padding change nothing).
+  real_f, _ = features(x_tr[:400])
+  fake_f, fake_p = features(x_te)
+  np.testing.assert_allclose(good['fid'], float(ge.frechet_distance(real_f, fake_f)), rtol=1e-4)
+  np.testing.assert_allclose(good['kid_mean'], float(ge.kid(real_f, fake_f, 10, 200, key=KEY)[0]),
+                             rtol=1e-4)
+  assert good['precision'] == pytest.approx(ge.precision_recall(real_f, fake_f)['precision'])
+  assert good['density'] == pytest.approx(ge.density_coverage(real_f, fake_f)['density'])
+  assert good['classifier_score'] == pytest.approx(float(ge.classifier_score(fake_p)[0]))
+
+
+def test_image_metrics_with_a_features_only_function():
+  rng = np.random.default_rng(10)
+  real = rng.normal(size=(60, 4, 4, 1)).astype(np.float32)
+  fake = rng.normal(size=(50, 4, 4, 1)).astype(np.float32)
+  flatten = lambda images: images.reshape(images.shape[0], -1)
+  out = ge.image_metrics(flatten, real, fake, key=KEY, kid_subsets=5, kid_subset_size=40,
+                         batch_size=16)
+  assert 'classifier_score' not in out
+  np.testing.assert_allclose(out['fid'], float(ge.frechet_distance(flatten(real), flatten(fake))),
+                             rtol=1e-4)

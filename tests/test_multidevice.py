@@ -1,0 +1,87 @@
+"""The 8-device run equals the 1-device run with the same global batch.
+
+The 8 fake CPU devices exist only in a subprocess (XLA_FLAGS must be set
+before JAX starts); this process keeps its single device.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import load_state, tiny_config
+from ganjax import train
+
+# SGD, not Adam: Adam divides by sqrt(v), so a parameter whose gradient is ~0 (a dead ReLU)
+# moves by ±lr on the sign of rounding noise, and equal math on different device counts
+# (different summation orders) can then differ by lr·steps in such parameters.
+_SGD = {'g_optimizer.name': 'sgd', 'd_optimizer.name': 'sgd',
+        'g_optimizer.learning_rate': 3e-3, 'd_optimizer.learning_rate': 3e-3}
+CASES = {
+    'classic': dict(_SGD),
+    'wgan_gp': dict(_SGD, loss='wgan', n_dis=2),
+    'relativistic_dragan': dict(_SGD, loss='relativistic', penalty='dragan', penalty_weight=1.0),
+    'hinge_population': dict(_SGD, loss='hinge', population=2),
+    'classic_adam': {},
+}
+
+SCRIPT = r'''
+import json, sys
+sys.path.insert(0, 'tests')
+import jax
+from conftest import tiny_config
+from ganjax import train
+cases, root = json.loads(sys.argv[1]), sys.argv[2]
+out = {'devices': jax.device_count()}
+for name, overrides in cases.items():
+  out[name] = train.train_and_evaluate(tiny_config(**overrides), f'{root}/{name}')['state_digest']
+try:
+  train.train_and_evaluate(tiny_config(batch_size=100), f'{root}/bad')
+except ValueError as e:
+  out['bad_batch'] = str(e)
+print('RESULT' + json.dumps(out))
+'''
+
+
+@pytest.fixture(scope='module')
+def eight_device_runs(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('eight'))
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+             JAX_PLATFORMS='cpu')
+  proc = subprocess.run([sys.executable, '-c', SCRIPT, json.dumps(CASES), root], env=env,
+                        capture_output=True, text=True, timeout=600,
+                        cwd=os.path.dirname(os.path.dirname(__file__)))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT')][-1]
+  return root, json.loads(line[len('RESULT'):])
+
+
+def test_subprocess_has_eight_devices_and_rejects_indivisible_batch(eight_device_runs):
+  _, out = eight_device_runs
+  assert out['devices'] == 8
+  assert 'batch_size 100' in out['bad_batch'] and '8 devices' in out['bad_batch']
+
+
+@pytest.mark.parametrize('name', list(CASES))
+def test_eight_devices_match_one_device(eight_device_runs, tmp_path, name):
+  root, _ = eight_device_runs
+  assert jax.device_count() == 1
+  train.train_and_evaluate(tiny_config(**CASES[name]), str(tmp_path / name))
+  one = load_state(str(tmp_path / name))['members']
+  eight = load_state(os.path.join(root, name))['members']
+  for k in ('g_params', 'd_params'):
+    if name.endswith('adam'):  # see _SGD: all close, a few near-zero-gradient ones within lr·steps
+      jax.tree_util.tree_map(lambda a, b: _mostly_close(a, b, lr=2e-4, steps=20), one[k], eight[k])
+    else:
+      jax.tree_util.tree_map(
+          lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5), one[k], eight[k])
+
+
+def _mostly_close(a, b, lr, steps):
+  close = np.isclose(a, b, rtol=2e-4, atol=2e-5)
+  assert close.mean() >= 0.9, close.mean()
+  assert np.all(np.abs(a - b) <= 2 * lr * steps + 1e-6)

@@ -159,19 +159,32 @@ class ModelPair:
 
 
 MODELS = ('mlp', 'dcgan')
+_OPTIONS = {'mlp': ('z_dim', 'hidden'), 'dcgan': ('z_dim', 'width', 'spectral_norm')}
+
+
+def check_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
+  """The options given a value; raises for an unknown model or an option it lacks."""
+  if name not in MODELS:
+    raise ValueError(f'unknown model {name!r}; valid: {", ".join(MODELS)}.')
+  options = {k: v for k, v in (options or {}).items() if v is not None}
+  extra = sorted(set(options) - set(_OPTIONS[name]))
+  if extra:
+    raise ValueError(f'model_options {extra} do not apply to model {name}; valid: '
+                     f'{", ".join(_OPTIONS[name])}.')
+  return options
 
 
 def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None = None
          ) -> ModelPair:
   """Builds the generator/discriminator pair `name` for examples of `data_shape`."""
-  options = {k: v for k, v in (options or {}).items() if v is not None}
+  options = check_options(name, options)
   z_dim = int(options.pop('z_dim', 16 if name == 'mlp' else 100))
   if name == 'mlp':
     if len(data_shape) != 1:
       raise ValueError(f'model mlp is for vector data; got examples of shape {data_shape}.')
     hidden = tuple(options.pop('hidden', (128, 128, 128)))
     pair = ModelPair(MLPGenerator(hidden, data_shape[0]), MLPDiscriminator(hidden), z_dim)
-  elif name == 'dcgan':
+  else:
     if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
       raise ValueError(f'model dcgan needs square HxWxC images; got shape {data_shape}.')
     size, channels = data_shape[0], data_shape[2]
@@ -180,8 +193,4 @@ def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None 
     sn = bool(options.pop('spectral_norm', False))
     pair = ModelPair(DCGANGenerator(size, channels, width),
                      DCGANDiscriminator(size, width, sn), z_dim)
-  else:
-    raise ValueError(f'unknown model {name!r}; valid: {", ".join(MODELS)}.')
-  if options:
-    raise ValueError(f'model_options {sorted(options)} do not apply to model {name}.')
   return pair

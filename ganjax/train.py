@@ -52,8 +52,7 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   if config.penalty not in step_lib.PENALTIES:
     raise ValueError(f'unknown penalty {config.penalty!r}; valid: '
                      f'{", ".join(step_lib.PENALTIES)}.')
-  if config.model not in models.MODELS:
-    raise ValueError(f'unknown model {config.model!r}; valid: {", ".join(models.MODELS)}.')
+  models.check_options(config.model, config.model_options.to_dict())
   if config.dataset not in data.DATASETS:
     raise ValueError(f'unknown dataset {config.dataset!r}; valid: {", ".join(data.DATASETS)}.')
   for field in _POSITIVE:

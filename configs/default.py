@@ -55,6 +55,8 @@ def get_config() -> config_dict.ConfigDict:
   c.ema_decay = 0.0                  # generator EMA decay (0 disables)
   c.seed = 0                         # member i of the population uses seed + i
   c.population = 1                   # independent GANs trained in one vmapped step
+  c.skip_nonfinite = False           # False: stop at a non-finite loss/gradient; True: skip
+                                     # that update (counted in eval.json's skipped_steps)
   # --- schedules and outputs
   c.log_every = 100                  # progress line and TensorBoard scalars
   c.eval_every = 1000                # samples PNG and metrics (and at the end)

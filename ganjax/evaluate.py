@@ -104,7 +104,9 @@ def mode_metrics(samples: Array, centers: Array, std: float,
     are 0), where ``q_i`` is the fraction of the hq samples assigned to
     center i and ``U`` is uniform over the K modes. 0 when the hq samples
     are spread evenly, ``log K`` when they all sit on one mode, and ``log K``
-    by definition when there are no hq samples at all.
+    by definition when there are no hq samples at all;
+  * ``mode_distance``: the mean distance of a sample to its nearest center,
+    in units of `std` (a smooth progress signal long before samples are hq).
 
   Computed on the host in float64 numpy; any number of dimensions D works.
 
@@ -139,7 +141,8 @@ def mode_metrics(samples: Array, centers: Array, std: float,
     reverse_kl = float(np.sum(q * np.log(q * num_modes)))
   return {'modes': int(np.count_nonzero(counts)),
           'hq_fraction': float(np.mean(hq)),
-          'reverse_kl': reverse_kl}
+          'reverse_kl': reverse_kl,
+          'mode_distance': float(np.mean(dist[np.arange(samples.shape[0]), nearest]) / std)}
 
 
 # ------------------------------------------------------------------- FID ---

@@ -43,6 +43,7 @@ class StepConfig:
   ema_decay: float
   g_optimizer: tuple[tuple[str, Any], ...]  # (name, b1, b2) without the learning rate
   d_optimizer: tuple[tuple[str, Any], ...]
+  skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
 
 
 def make_optimizer(spec: dict, learning_rate) -> optax.GradientTransformation:
@@ -79,6 +80,8 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
         'd_opt': make_optimizer(dict(cfg.d_optimizer), d_lr).init(d_params),
         'ema': g_params if cfg.ema_decay > 0 else {},
         'key': root,
+        'first_nonfinite': jnp.int32(-1),  # first step with a non-finite loss or gradient
+        'skipped': jnp.int32(0),           # updates dropped (skip_nonfinite)
     }
 
   members = jax.jit(jax.vmap(init))(jnp.asarray(seeds, jnp.int32), jnp.asarray(g_lrs),
@@ -191,9 +194,17 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     return new, metrics
 
   def per_device_step(state, batch, penalty_weight):
+    old, step = state['members'], state['step']
     members, metrics = jax.vmap(member_step, in_axes=(0, None, None, 0))(
-        state['members'], state['step'], batch, penalty_weight)
-    return {'step': state['step'] + 1, 'members': members}, metrics
+        old, step, batch, penalty_weight)
+    finite = metrics['finite']  # (population,), identical on every device
+    if cfg.skip_nonfinite:
+      keep = lambda new, prev: jnp.where(finite.reshape((-1,) + (1,) * (new.ndim - 1)), new, prev)
+      members = jax.tree_util.tree_map(keep, members, old)
+      members['skipped'] = old['skipped'] + (~finite).astype(jnp.int32)
+    members['first_nonfinite'] = jnp.where((old['first_nonfinite'] < 0) & ~finite, step + 1,
+                                           old['first_nonfinite'])
+    return {'step': step + 1, 'members': members}, metrics
 
   return per_device_step
 

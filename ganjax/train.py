@@ -108,7 +108,8 @@ def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
       g_loss_options=tuple(sorted(g_opts.items())), penalty=config.penalty,
       n_dis=config.n_dis, ema_decay=float(config.ema_decay),
       g_optimizer=tuple(sorted(_optimizer_spec(config.g_optimizer).items())),
-      d_optimizer=tuple(sorted(_optimizer_spec(config.d_optimizer).items())))
+      d_optimizer=tuple(sorted(_optimizer_spec(config.d_optimizer).items())),
+      skip_nonfinite=bool(config.skip_nonfinite))
 
 
 # ------------------------------------------------------------------ digests --
@@ -203,13 +204,25 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._previous)
 
 
+def check_workdir(workdir: str) -> None:
+  """Raises PermissionError (one line) unless `workdir` can be created and written."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.write_test_{os.getpid()}')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise PermissionError(f'workdir {workdir} is not writable: {e.strerror or e}.') from None
+
+
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   """Trains (resuming from `workdir` if it holds a checkpoint); returns eval.json's content."""
   config = resolve_config(config)
+  check_workdir(workdir)
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
   is_chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
                          jax.process_index(), jax.process_count(), config.data_dir or None)
   exp = build(config, dataset.example_shape, mesh)
@@ -239,7 +252,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
       saving = force_save or ckpt.should_save(done)
       if saving or done % config.log_every == 0:
         host_metrics = parallel.to_host(metrics)
-        _check_finite(done, host_metrics)  # never checkpoint a non-finite state
+        if not config.skip_nonfinite:  # never checkpoint a non-finite state
+          _check_finite(parallel.to_host(state['members']['first_nonfinite']), host_metrics)
         if done % config.log_every == 0 or done == config.steps:
           _log(writer, done, host_metrics, population)
       if done % config.eval_every == 0 or done == config.steps:
@@ -273,7 +287,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   members = []
   for i in range(population):
     entry = {'member': i, 'seed': int(seeds[i]),
-             'state_digest': digest(member_params(members_host, i))}
+             'state_digest': digest(member_params(members_host, i)),
+             **_member_counters(members_host, i)}
     if last is not None:
       entry.update({k: float(v[i]) for k, v in last.items() if k != 'finite'})
     if i < len(results) and not stopped_early:
@@ -288,13 +303,16 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   return summary
 
 
-def _check_finite(step: int, metrics: dict) -> None:
-  finite = np.asarray(metrics['finite'])
-  if not finite.all():
+def _check_finite(first_nonfinite: np.ndarray, metrics: dict) -> None:
+  """Raises if any member went non-finite, naming the first such step and quantities."""
+  bad_members = np.flatnonzero(first_nonfinite >= 0)
+  if bad_members.size:
+    step = int(first_nonfinite[bad_members].min())
     bad = [k for k, v in metrics.items() if k != 'finite' and not np.all(np.isfinite(v))]
-    raise FloatingPointError(f'non-finite {", ".join(bad)} at step {step} '
-                             f'(members {np.flatnonzero(~finite).tolist()}); the last good '
-                             'checkpoint is kept.')
+    raise FloatingPointError(
+        f'non-finite {", ".join(bad) or "loss or gradient"} at step {step} (population '
+        f'members {bad_members.tolist()}); stopped without saving it, the last good '
+        'checkpoint is kept. Lower the learning rates, or set --config.skip_nonfinite=True.')
 
 
 def _log(writer: MetricWriter, step: int, metrics: dict, population: int) -> None:
@@ -305,3 +323,7 @@ def _log(writer: MetricWriter, step: int, metrics: dict, population: int) -> Non
     for i in range(population):
       writer.write_scalars(step, {f'member{i}/{k}': float(v[i]) for k, v in metrics.items()})
   writer.progress(step, {k: means[k] for k in ('d_loss', 'g_loss', 'penalty')})
+
+
+def _member_counters(members_host: Any, i: int) -> dict:
+  return {'skipped_steps': int(members_host['skipped'][i])}

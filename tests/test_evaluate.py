@@ -52,12 +52,14 @@ def test_mode_metrics_hand_built():
 def test_mode_metrics_uniform_collapsed_and_empty():
   centers = _ring()
   uniform = ge.mode_metrics(np.repeat(centers, 3, axis=0), centers, 0.05)
-  assert uniform == {'modes': 8, 'hq_fraction': 1.0, 'reverse_kl': pytest.approx(0.0, abs=1e-12)}
+  assert uniform == {'modes': 8, 'hq_fraction': 1.0, 'reverse_kl': pytest.approx(0.0, abs=1e-12),
+                     'mode_distance': 0.0}
   collapsed = ge.mode_metrics(np.repeat(centers[3:4], 5, axis=0), centers, 0.05)
   assert collapsed['modes'] == 1
   assert collapsed['reverse_kl'] == pytest.approx(math.log(8))
   empty = ge.mode_metrics(np.zeros((10, 2)), centers, 0.05)
-  assert empty == {'modes': 0, 'hq_fraction': 0.0, 'reverse_kl': pytest.approx(math.log(8))}
+  assert empty == {'modes': 0, 'hq_fraction': 0.0, 'reverse_kl': pytest.approx(math.log(8)),
+                   'mode_distance': pytest.approx(2 / 0.05)}  # every center is at radius 2
 
 
 def test_mode_metrics_on_the_true_mixture_follow_the_rayleigh_law():
@@ -70,6 +72,8 @@ def test_mode_metrics_on_the_true_mixture_follow_the_rayleigh_law():
   assert out['modes'] == 8
   assert out['hq_fraction'] == pytest.approx(1 - math.exp(-4.5), abs=0.01)
   assert 0 <= out['reverse_kl'] < 0.01
+  # Rayleigh mean: E‖x - c‖ = σ·sqrt(π/2).
+  assert out['mode_distance'] == pytest.approx(math.sqrt(math.pi / 2), rel=0.03)
 
 
 def test_mode_metrics_rejects_bad_arguments():

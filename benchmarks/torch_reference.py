@@ -1,0 +1,185 @@
+"""PyTorch eager reference: ganjax's models and train step, for timing only.
+
+The same layers and parameter counts as `ganjax.models` (checked by
+`check_param_counts`), and the same step as `ganjax.step` for the classic
+(non-saturating, softplus) loss, no penalty, ``n_dis=1``:
+
+1. one discriminator update: ``softplus(-D(x)) + softplus(D(G(z)))`` (G in
+   ``no_grad``, as ganjax differentiates only D's parameters);
+2. one generator update on fresh noise: ``softplus(-D(G(z)))`` (D's
+   parameters frozen, as ganjax differentiates only G's parameters);
+3. Adam (lr 2e-4, b1 0.5, b2 0.999) on both, and the generator EMA when
+   ``ema_decay > 0``.
+
+Threads: `make_step` calls ``torch.set_num_threads(os.cpu_count())`` (2 on the
+benchmark machine), the whole machine, as XLA's CPU backend uses it.
+
+    python benchmarks/torch_reference.py   # prints the parameter counts and one step time
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_BASE = {8: 2, 28: 7, 32: 4, 64: 4}  # as ganjax.models._BASE
+
+
+def _num_upsamples(size: int) -> int:
+  if size not in _BASE:
+    raise ValueError(f'DCGAN image size {size}; valid: {", ".join(map(str, _BASE))}.')
+  return (size // _BASE[size]).bit_length() - 1
+
+
+# ---------------------------------------------------------------------- MLP --
+
+class MLPGenerator(nn.Sequential):
+  """z -> [Linear, ReLU] x len(hidden) -> Linear(out_dim)."""
+
+  def __init__(self, z_dim: int = 16, hidden=(128, 128, 128), out_dim: int = 2):
+    layers, width = [], z_dim
+    for h in hidden:
+      layers += [nn.Linear(width, h), nn.ReLU()]
+      width = h
+    super().__init__(*layers, nn.Linear(width, out_dim))
+
+
+class MLPDiscriminator(nn.Sequential):
+  """x -> [Linear, LeakyReLU 0.2] x len(hidden) -> Linear(1)."""
+
+  def __init__(self, in_dim: int = 2, hidden=(128, 128, 128)):
+    layers, width = [nn.Flatten()], in_dim
+    for h in hidden:
+      layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+      width = h
+    super().__init__(*layers, nn.Linear(width, 1))
+
+
+# -------------------------------------------------------------------- DCGAN --
+
+class DCGANGenerator(nn.Module):
+  """z -> Linear -> ReLU -> base x base x C -> k x [ConvT(4, 2, 1), ReLU] -> tanh.
+
+  ``ConvTranspose2d(k=4, s=2, p=1)`` is what ganjax's `Upsample2x` computes.
+  """
+
+  def __init__(self, size: int = 32, channels: int = 3, width: int = 64, z_dim: int = 100):
+    super().__init__()
+    k = _num_upsamples(size)
+    self.base, self.c = _BASE[size], width * 2 ** (k - 1)
+    self.dense = nn.Linear(z_dim, self.base * self.base * self.c)
+    ups, c = [], self.c
+    for _ in range(k - 1):
+      ups += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.ReLU()]
+      c //= 2
+    ups += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+    self.ups = nn.Sequential(*ups)
+
+  def forward(self, z):
+    h = F.relu(self.dense(z)).view(z.shape[0], self.base, self.base, self.c)  # NHWC as Flax
+    return self.ups(h.permute(0, 3, 1, 2))
+
+
+class DCGANDiscriminator(nn.Module):
+  """k x [Conv(4, 2, 1), LeakyReLU 0.2] -> flatten -> Linear(1); no batch norm."""
+
+  def __init__(self, size: int = 32, channels: int = 3, width: int = 64):
+    super().__init__()
+    k = _num_upsamples(size)
+    convs, c_in = [], channels
+    for i in range(k):
+      convs += [nn.Conv2d(c_in, width * 2 ** i, 4, 2, 1), nn.LeakyReLU(0.2)]
+      c_in = width * 2 ** i
+    self.convs = nn.Sequential(*convs)
+    self.out = nn.Linear(c_in * (size >> k) ** 2, 1)
+
+  def forward(self, x):
+    return self.out(torch.flatten(self.convs(x), 1))
+
+
+# --------------------------------------------------------------------- step --
+
+def make_models(model: str, example_shape: tuple[int, ...], z_dim: int | None = None,
+                width: int = 64, hidden=(128, 128, 128)) -> tuple[nn.Module, nn.Module, int]:
+  """(generator, discriminator, z_dim) matching ``ganjax.models.make``."""
+  if model == 'mlp':
+    z_dim = z_dim or 16
+    return (MLPGenerator(z_dim, hidden, example_shape[0]),
+            MLPDiscriminator(example_shape[0], hidden), z_dim)
+  if model == 'dcgan':
+    z_dim = z_dim or 100
+    size, channels = example_shape[0], example_shape[2]
+    return (DCGANGenerator(size, channels, width, z_dim),
+            DCGANDiscriminator(size, channels, width), z_dim)
+  raise ValueError(f'unknown model {model!r}; valid: mlp, dcgan.')
+
+
+def param_count(module: nn.Module) -> int:
+  return sum(p.numel() for p in module.parameters())
+
+
+def to_torch_batch(batch) -> torch.Tensor:
+  """One real batch (numpy, NHWC for images) -> a torch tensor (NCHW for images)."""
+  x = torch.as_tensor(batch, dtype=torch.float32)
+  return x.permute(0, 3, 1, 2).contiguous() if x.ndim == 4 else x
+
+
+def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.0,
+              lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0,
+              threads: int | None = None) -> Callable[[torch.Tensor], dict]:
+  """``step(real) -> {'d_loss', 'g_loss'}`` (detached tensors): one D and one G update."""
+  torch.set_num_threads(threads or os.cpu_count() or 1)
+  torch.manual_seed(seed)
+  g_opt = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
+  d_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+  ema = [p.detach().clone() for p in gen.parameters()] if ema_decay > 0 else None
+  d_params = list(disc.parameters())
+
+  def step(real: torch.Tensor) -> dict:
+    n = real.shape[0]
+    with torch.no_grad():
+      fake = gen(torch.randn(n, z_dim))
+    d_loss = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
+    d_opt.zero_grad(set_to_none=True)
+    d_loss.backward()
+    d_opt.step()
+
+    for p in d_params:
+      p.requires_grad_(False)
+    g_loss = F.softplus(-disc(gen(torch.randn(n, z_dim)))).mean()
+    g_opt.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_opt.step()
+    for p in d_params:
+      p.requires_grad_(True)
+    if ema is not None:
+      with torch.no_grad():
+        torch._foreach_lerp_(ema, list(gen.parameters()), 1.0 - ema_decay)  # pylint: disable=protected-access
+    return {'d_loss': d_loss.detach(), 'g_loss': g_loss.detach()}
+
+  return step
+
+
+def main():
+  for model, shape, batch in (('mlp', (2,), 512), ('dcgan', (32, 32, 3), 64),
+                              ('dcgan', (64, 64, 3), 64)):
+    gen, disc, z_dim = make_models(model, shape)
+    step = make_step(gen, disc, z_dim)
+    real = torch.rand(batch, *shape) * 2 - 1
+    real = to_torch_batch(real.numpy())
+    for _ in range(3):
+      step(real)
+    t = time.perf_counter()
+    for _ in range(5):
+      step(real)
+    print(f'{model} {shape}: G {param_count(gen):,} D {param_count(disc):,} params, '
+          f'{(time.perf_counter() - t) / 5 * 1e3:.1f} ms/step ({torch.get_num_threads()} threads)')
+
+
+if __name__ == '__main__':
+  main()

@@ -12,9 +12,10 @@ from ml_collections import config_dict
 
 def _optimizer() -> config_dict.ConfigDict:
   # `object` fields accept a number or, with a population, one number per member.
+  # b1/b2 left as None take the loss's default (ganjax.train.LOSS_DEFAULTS).
   return config_dict.ConfigDict(dict(
       name='adam', learning_rate=config_dict.FieldReference(1e-4, field_type=object),
-      b1=0.5, b2=0.999))
+      b1=config_dict.placeholder(float), b2=config_dict.placeholder(float)))
 
 
 def get_config() -> config_dict.ConfigDict:

@@ -12,11 +12,11 @@ def get_config():
   c.name = 'ring'
   c.dataset = 'ring'
   c.model = 'mlp'
-  c.batch_size = 512
-  c.steps = 3000
+  c.batch_size = 256
+  c.steps = 5000
   c.g_optimizer.learning_rate = 2e-4
-  c.d_optimizer.learning_rate = 2e-4
-  c.log_every = 250
+  c.d_optimizer.learning_rate = 5e-4  # two time-scale update rule (Heusel et al. 2017)
+  c.log_every = 500
   c.eval_every = 1000
   c.checkpoint_every = 1000
   return c

@@ -40,8 +40,10 @@ def shapes(tree: Any) -> dict[str, str]:
 
 
 def _describe_mismatch(saved: dict[str, str], current: dict[str, str], limit: int = 4) -> str:
+  differ = [k for k in set(saved) | set(current) if saved.get(k) != current.get(k)]
+  differ.sort(key=lambda k: ('params' not in k, k))  # parameters first, optimiser state after
   lines = [f'{k}: checkpoint {saved.get(k, "absent")}, config {current.get(k, "absent")}'
-           for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+           for k in differ]
   more = f' (and {len(lines) - limit} more)' if len(lines) > limit else ''
   return '; '.join(lines[:limit]) + more
 

@@ -29,13 +29,16 @@ from ganjax import checkpoint, data, losses, models, parallel, plots, step as st
 from ganjax.writer import MetricWriter
 
 # Fields left as placeholders (None) in the config take these per-loss values.
+# Adam betas: DCGAN's (0.5, 0.999); WGAN-GP's (0, 0.9) from Gulrajani et al. 2017.
+_GAN = dict(penalty='none', penalty_weight=0.0, n_dis=1, b1=0.5, b2=0.999)
 LOSS_DEFAULTS = {
-    'classic': dict(penalty='none', penalty_weight=0.0, n_dis=1),
-    'wgan': dict(penalty='wgan_gp', penalty_weight=10.0, n_dis=5),
-    'hinge': dict(penalty='none', penalty_weight=0.0, n_dis=1),
-    'least_squares': dict(penalty='none', penalty_weight=0.0, n_dis=1),
-    'relativistic': dict(penalty='none', penalty_weight=0.0, n_dis=1),
+    'classic': _GAN,
+    'wgan': dict(penalty='wgan_gp', penalty_weight=10.0, n_dis=5, b1=0.0, b2=0.9),
+    'hinge': _GAN,
+    'least_squares': _GAN,
+    'relativistic': _GAN,
 }
+_OPTIMIZER_DEFAULTS = ('b1', 'b2')
 _POSITIVE = ('batch_size', 'steps', 'n_dis', 'population', 'log_every', 'eval_every',
              'eval_samples', 'checkpoint_every', 'keep_checkpoints')
 
@@ -47,8 +50,11 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   config = config_dict.ConfigDict(config.to_dict())
   loss = losses.get(config.loss)  # ValueError naming the valid losses
   for field, value in LOSS_DEFAULTS[loss.name].items():
-    if config.get(field) is None:
-      config[field] = value
+    targets = ([config.g_optimizer, config.d_optimizer] if field in _OPTIMIZER_DEFAULTS
+               else [config])
+    for target in targets:
+      if target.get(field) is None:
+        target[field] = value
   if config.penalty not in step_lib.PENALTIES:
     raise ValueError(f'unknown penalty {config.penalty!r}; valid: '
                      f'{", ".join(step_lib.PENALTIES)}.')

@@ -1,0 +1,692 @@
+"""Benchmark harness: the compiled train step, input pipeline, checkpoints, PyTorch.
+
+    python -m ganjax.bench [--quick] [--out DIR]     # or: ./run.sh bench [--quick] [--out DIR]
+
+Writes ``DIR/bench_{quick,full}.jsonl`` (one JSON record per measurement) and
+``DIR/bench_{quick,full}.md`` (tables and the targets); DIR defaults to
+``benchmarks/results``. Cases run in one worker subprocess per device count
+(1, 2, 8 fake CPU devices: ``XLA_FLAGS=--xla_force_host_platform_device_count``
+must be set before JAX starts), so their peak memory is also separate.
+
+Method:
+
+* step: the config's step compiled ahead of time (``lower().compile()``, the
+  compile time), a warm-up, then the median of many steps, each timed to
+  ``jax.block_until_ready`` of the new state, on a synthetic batch (one device
+  array, reused). WGAN runs ``n_dis`` = 5 discriminator updates per step, so
+  every time is per *generator* step. Step counts follow a time budget, and
+  a case predicted to be too slow for the budget is recorded as skipped.
+* PyTorch: `benchmarks/torch_reference.py` (same models, same step), with
+  repetitions interleaved with ganjax's in one process: k ganjax steps, k
+  PyTorch steps, repeated; ratio = median ganjax time / median PyTorch time.
+* input: ``Dataset.batch(step)`` and `data.prefetch` alone; then the step fed
+  by prefetch + `parallel.shard_batch` against the reused synthetic batch,
+  in interleaved blocks of steps (throughput of a block, as the train loop).
+* checkpoint: `checkpoint.Checkpointer` save + wait, and the time the async
+  ``save()`` call blocks the loop against one step's time.
+* memory: ``ru_maxrss`` of the worker after each case (its peak so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Iterator
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_OUT = os.path.join(REPO, 'benchmarks', 'results')
+PREFIX = 'BENCH '  # worker stdout lines carrying a JSON record
+
+# model key -> (config module, example shape; None = the dataset's own)
+MODELS = {
+    'mlp': ('ring', (2,)),
+    'dcgan32': ('cifar10', (32, 32, 3)),
+    'dcgan64': ('celeba64', (64, 64, 3)),
+    'digits': ('digits', None),
+}
+TARGETS = {'torch_ratio': {'dcgan32': 0.7, 'mlp': 0.5}, 'real_input_overhead': 0.05}
+
+
+# ------------------------------------------------------------------- config --
+
+def settings(quick: bool) -> dict:
+  """Time budgets (seconds) and step counts of a quick or full run."""
+  if quick:
+    return dict(deadline_s=150, case_s=3.0, max_step_s=15.0, min_steps=3, max_steps=50,
+                compare_reps=4, compare_s=8.0, io_batches=30, blocks=4, block_steps=10,
+                saves=3)
+  return dict(deadline_s=1140, case_s=15.0, max_step_s=70.0, min_steps=5, max_steps=300,
+              compare_reps=8, compare_s=40.0, io_batches=200, blocks=8, block_steps=25,
+              saves=5)
+
+
+def plan(quick: bool) -> list[tuple[int, list[dict]]]:
+  """(device count, cases) per worker, cheapest first within each."""
+  from ganjax import losses  # pylint: disable=g-import-not-at-top
+  names = ('classic', 'wgan') if quick else losses.names()
+  pops = (4, 16)
+  groups = []
+  for model in ('mlp', 'dcgan32') + (() if quick else ('dcgan64',)):
+    cases = [dict(kind='compare', model=model)]
+    cases += [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
+    if model == 'mlp' or not quick:
+      cases += [dict(kind='step', model=model, population=p) for p in pops]
+    groups.append((1, cases))
+  io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
+  io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
+  io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
+  groups.append((1, io))
+  for devices in (2, 8):
+    models = ('mlp',) if quick else ('mlp', 'dcgan32', 'dcgan64')
+    groups.append((devices, [dict(kind='step', model=m) for m in models]))
+  return groups
+
+
+def make_config(model: str, loss: str = 'classic', population: int = 1,
+                overrides: dict | None = None):
+  """The model's config (configs/*.py) with `loss`, `population` and `overrides`, resolved.
+
+  `overrides` maps dotted field names to values, e.g. ``{'model_options.hidden': (32,)}``.
+  """
+  from ganjax import train  # pylint: disable=g-import-not-at-top
+  if model not in MODELS:
+    raise ValueError(f'unknown benchmark model {model!r}; valid: {", ".join(MODELS)}.')
+  config = importlib.import_module(f'configs.{MODELS[model][0]}').get_config()
+  config.loss, config.population = loss, population
+  for field, value in (overrides or {}).items():
+    *path, last = field.split('.')
+    target = config
+    for p in path:
+      target = target[p]
+    target[last] = tuple(value) if isinstance(value, list) else value
+  return train.resolve_config(config)
+
+
+# ------------------------------------------------------------------ timing --
+
+def median(xs: list[float]) -> float:
+  xs = sorted(xs)
+  n = len(xs)
+  if not n:
+    raise ValueError('median of no measurements.')
+  return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def time_calls(fn: Callable[[], Any], n: int) -> list[float]:
+  """Seconds of each of `n` calls of `fn` (which must block until its work is done)."""
+  out = []
+  for _ in range(n):
+    t = time.perf_counter()
+    fn()
+    out.append(time.perf_counter() - t)
+  return out
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return round(rss / (2**20 if sys.platform == 'darwin' else 2**10), 1)
+
+
+class JaxStep:
+  """A compiled train step on the default mesh, with its own (donated) state."""
+
+  def __init__(self, model: str, loss: str = 'classic', population: int = 1, dataset=None,
+               overrides: dict | None = None):
+    import jax  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    from ganjax import parallel, train  # pylint: disable=g-import-not-at-top
+    self.config = make_config(model, loss, population, overrides)
+    self.mesh = parallel.make_mesh()
+    parallel.check_batch(self.config.batch_size, self.mesh)
+    shape = MODELS[model][1] or dataset.example_shape
+    exp = train.build(self.config, shape, self.mesh)
+    c = self.config
+    if dataset is not None:
+      host = dataset.batch(0)
+    else:
+      rng = np.random.default_rng(0)
+      host = rng.uniform(-1, 1, (c.n_dis, c.batch_size) + shape).astype(np.float32)
+    self.batch = parallel.shard_batch(host, self.mesh)
+    self.state, self.penalty_weight = exp.state, exp.penalty_weight
+    t = time.perf_counter()
+    self.compiled = exp.step_fn.lower(self.state, self.batch, self.penalty_weight).compile()
+    self.compile_s = time.perf_counter() - t
+    self.metrics = None
+    self._jax = jax
+    self.info = dict(model=model, loss=c.loss, penalty=c.penalty, n_dis=c.n_dis,
+                     population=c.population, devices=jax.device_count(),
+                     batch_size=c.batch_size, example_shape=list(shape))
+
+  def step(self, batch=None) -> None:
+    """One step, not waited for."""
+    self.state, self.metrics = self.compiled(
+        self.state, self.batch if batch is None else batch, self.penalty_weight)
+
+  def sync(self) -> None:
+    self._jax.block_until_ready((self.state, self.metrics))
+
+  def blocking_step(self) -> None:
+    self.step()
+    self.sync()
+
+
+class Budget:
+  """How many steps fit a time budget, and the worker's deadline."""
+
+  def __init__(self, s: dict, deadline: float):
+    self.s, self.deadline = s, deadline
+
+  def left(self) -> float:
+    return self.deadline - time.time()
+
+  def steps(self, step_s: float, budget_s: float | None = None) -> int:
+    n = int((budget_s or self.s['case_s']) / max(step_s, 1e-6))
+    n = min(n, int(0.5 * self.left() / max(step_s, 1e-6)))
+    return max(self.s['min_steps'] if step_s < 1 else 1, min(self.s['max_steps'], n))
+
+  def warmup(self, fn: Callable[[], None]) -> float:
+    """Runs warm-up calls of `fn` (2 when fast, else 1); returns the last one's seconds."""
+    t = time_calls(fn, 1)[0]
+    if t < 1.0:
+      t = time_calls(fn, 1)[0]
+    return t
+
+
+# -------------------------------------------------------------------- cases --
+
+def case_step(spec: dict, budget: Budget) -> Iterator[dict]:
+  """The compiled step on synthetic input: compile time and median step time."""
+  run = JaxStep(spec['model'], spec.get('loss', 'classic'), spec.get('population', 1),
+                overrides=spec.get('overrides'))
+  warm = budget.warmup(run.blocking_step)
+  times = time_calls(run.blocking_step, budget.steps(warm))
+  yield step_record(run, times)
+
+
+def step_record(run: JaxStep, times: list[float], **extra) -> dict:
+  ms = sorted(t * 1e3 for t in times)
+  return dict(kind='step', **run.info, input='synthetic', per='generator step',
+              compile_s=round(run.compile_s, 3), steps=len(ms),
+              step_ms=round(median(ms), 3), step_ms_min=round(ms[0], 3),
+              step_ms_max=round(ms[-1], 3), peak_rss_mb=peak_rss_mb(), **extra)
+
+
+def case_compare(spec: dict, budget: Budget) -> Iterator[dict]:
+  """ganjax vs PyTorch eager on the same batch, repetitions interleaved."""
+  run = JaxStep(spec['model'], overrides=spec.get('overrides'))
+  try:
+    torch_step, torch_info = _torch_step(run)
+  except ImportError as e:
+    warm = budget.warmup(run.blocking_step)
+    yield step_record(run, time_calls(run.blocking_step, budget.steps(warm)))
+    yield dict(kind='compare', model=spec['model'], skipped=f'PyTorch unavailable: {e}')
+    return
+  tj = budget.warmup(run.blocking_step)
+  tt = budget.warmup(torch_step)
+  reps = budget.s['compare_reps']
+  k = budget.steps(reps * (tj + tt), budget.s['compare_s'])
+  jax_times, torch_times, rep_ratios = [], [], []
+  for _ in range(reps):
+    j = time_calls(run.blocking_step, k)
+    t = time_calls(torch_step, k)
+    jax_times += j
+    torch_times += t
+    rep_ratios.append(median(j) / median(t))
+  jax_ms, torch_ms = median(jax_times) * 1e3, median(torch_times) * 1e3
+  yield step_record(run, jax_times, interleaved_with='torch')
+  yield dict(kind='compare', **run.info, reps=reps, steps_per_rep=k,
+             ganjax_ms=round(jax_ms, 3), torch_ms=round(torch_ms, 3),
+             ratio=round(jax_ms / torch_ms, 4), rep_ratio_min=round(min(rep_ratios), 4),
+             rep_ratio_max=round(max(rep_ratios), 4), **torch_info,
+             peak_rss_mb=peak_rss_mb())
+
+
+def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
+  """The PyTorch reference step for `run`'s config, on `run`'s batch; equal parameter counts."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+  import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  c = run.config
+  if c.loss != 'classic' or c.penalty != 'none' or c.n_dis != 1:
+    raise ValueError('the PyTorch reference implements the classic loss only.')
+  opts = {k: v for k, v in c.model_options.to_dict().items() if v is not None}
+  gen, disc, z_dim = ref.make_models(c.model, tuple(run.info['example_shape']), **opts)
+  members = jax.tree_util.tree_map(lambda x: x[0], run.state['members'])
+  counts = {side: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(members[k]))
+            for side, k in (('generator', 'g_params'), ('discriminator', 'd_params'))}
+  torch_counts = {'generator': ref.param_count(gen), 'discriminator': ref.param_count(disc)}
+  if counts != torch_counts:
+    raise AssertionError(f'parameter counts differ: ganjax {counts}, PyTorch {torch_counts}.')
+  g_opt, d_opt = c.g_optimizer.to_dict(), c.d_optimizer.to_dict()
+  if (g_opt['name'], d_opt['name']) != ('adam', 'adam') or g_opt != d_opt:
+    raise ValueError('the PyTorch reference uses one Adam setting for both networks.')
+  step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, lr=g_opt['learning_rate'],
+                       betas=(g_opt['b1'], g_opt['b2']))
+  real = ref.to_torch_batch(np.asarray(run.batch)[0])
+  info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+              params_generator=counts['generator'],
+              params_discriminator=counts['discriminator'])
+  return lambda: step(real), info
+
+
+def case_input(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Batches per second of ``Dataset.batch(step)`` alone and through `data.prefetch`."""
+  from ganjax import data  # pylint: disable=g-import-not-at-top
+  c = make_config('mlp' if spec['dataset'] == 'ring' else spec['dataset'],
+                  overrides=spec.get('overrides'))
+  dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
+  n = budget.s['io_batches']
+  dataset.batch(0)
+  steps = iter(range(1, n + 1))
+  direct = time_calls(lambda: dataset.batch(next(steps)), n)
+  batches = data.prefetch(dataset, 0)
+  next(batches)
+  t = time.perf_counter()
+  for _ in range(n):
+    next(batches)
+  prefetched = (time.perf_counter() - t) / n
+  batches.close()
+  for mode, s in (('batch', median(direct)), ('prefetch', prefetched)):
+    yield dict(kind='input', dataset=c.dataset, mode=mode, batch_size=c.batch_size,
+               n_dis=c.n_dis, batches=n, ms_per_batch=round(s * 1e3, 4),
+               batches_per_s=round(1 / s, 1), examples_per_s=round(c.batch_size / s))
+
+
+def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Step throughput fed by prefetch + shard_batch vs the reused synthetic batch."""
+  from ganjax import data, parallel  # pylint: disable=g-import-not-at-top
+  c = make_config(spec['model'], overrides=spec.get('overrides'))
+  dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
+  run = JaxStep(spec['model'], dataset=dataset, overrides=spec.get('overrides'))
+  batches = data.prefetch(dataset, 0)
+
+  def real_step():
+    run.step(parallel.shard_batch(next(batches), run.mesh))
+
+  budget.warmup(lambda: (real_step(), run.sync()))
+  budget.warmup(run.blocking_step)
+  k = budget.s['block_steps']
+
+  def block(fn) -> float:
+    t = time.perf_counter()
+    for _ in range(k):
+      fn()
+    run.sync()
+    return k / (time.perf_counter() - t)
+
+  real, synthetic = [], []
+  for _ in range(budget.s['blocks']):
+    real.append(block(real_step))
+    synthetic.append(block(run.step))
+  batches.close()
+  r, s = median(real), median(synthetic)
+  yield dict(kind='real_vs_synthetic', **run.info, dataset=c.dataset, blocks=len(real),
+             steps_per_block=k, real_steps_per_s=round(r, 3), synthetic_steps_per_s=round(s, 3),
+             overhead=round(1 - r / s, 4), peak_rss_mb=peak_rss_mb())
+
+
+def case_checkpoint(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Save + wait time, and how long ``save()`` blocks the loop against one step."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from ganjax import checkpoint  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  run = JaxStep(spec['model'], overrides=spec.get('overrides'))
+  warm = budget.warmup(run.blocking_step)
+  step_times = time_calls(run.blocking_step, budget.steps(warm))
+  root = tempfile.mkdtemp(prefix='ganjax_bench_ckpt_')
+  ckpt = checkpoint.Checkpointer(os.path.join(root, 'checkpoints'), every=1, keep=2)
+  meta = lambda i: {'step': i, 'data_position': i, 'config': run.config.to_json()}
+  calls, totals, during = [], [], []
+  try:
+    for i in range(budget.s['saves'] + 1):  # the first is a warm-up
+      run.blocking_step()
+      t = time.perf_counter()
+      ckpt.save(2 * i + 1, run.state, meta(2 * i + 1), force=True)
+      call = time.perf_counter() - t
+      ckpt.wait()
+      total = time.perf_counter() - t
+      run.blocking_step()
+      t = time.perf_counter()
+      ckpt.save(2 * i + 2, run.state, meta(2 * i + 2), force=True)
+      call2 = time.perf_counter() - t
+      during_s = time_calls(run.blocking_step, 1)[0]  # a step while the save writes
+      ckpt.wait()
+      if i:
+        calls += [call, call2]
+        totals.append(total)
+        during.append(during_s)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in
+               os.walk(os.path.join(root, 'checkpoints', str(2 * budget.s['saves'] + 2)))
+               for f in fs)
+  finally:
+    ckpt.close()
+    shutil.rmtree(root, ignore_errors=True)
+  step_ms, call_ms = median(step_times) * 1e3, median(calls) * 1e3
+  yield dict(kind='checkpoint', **run.info, saves=len(totals), checkpoint_bytes=size,
+             save_call_ms=round(call_ms, 3), save_call_ms_max=round(max(calls) * 1e3, 3),
+             save_and_wait_ms=round(median(totals) * 1e3, 3), step_ms=round(step_ms, 3),
+             step_during_save_ms=round(median(during) * 1e3, 3),
+             blocks_steps=round(call_ms / step_ms, 4), peak_rss_mb=peak_rss_mb())
+
+
+CASES = {'step': case_step, 'compare': case_compare, 'input': case_input,
+         'real_vs_synthetic': case_real_vs_synthetic, 'checkpoint': case_checkpoint}
+
+
+# ------------------------------------------------------------------- worker --
+
+def predicted_step_s(spec: dict, measured: dict) -> float | None:
+  """A step-time guess from the model's measured classic population-1 step, or None."""
+  base = measured.get(spec.get('model'))
+  if base is None or spec['kind'] not in ('step', 'checkpoint'):
+    return None
+  factor = spec.get('population', 1)
+  if spec.get('loss') == 'wgan':
+    factor *= 5  # n_dis 5 and a double-backward penalty: at least 5 D updates
+  return base * factor
+
+
+def worker(spec: dict) -> None:
+  """Runs `spec['cases']` in this process, printing one record per line."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  s, measured = spec['settings'], dict(spec.get('measured', {}))
+  budget = Budget(s, spec['deadline'])
+  emit = lambda r: print(PREFIX + json.dumps(r), flush=True)
+  if jax.device_count() != spec['devices']:
+    raise RuntimeError(f'worker has {jax.device_count()} devices, expected {spec["devices"]}; '
+                       'XLA_FLAGS must be set before JAX starts.')
+  for case in spec['cases']:
+    guess = predicted_step_s(case, measured)
+    need = 3 * guess if guess is not None else 0.0
+    reason = None
+    if guess is not None and guess > s['max_step_s']:
+      reason = f'predicted {guess:.1f} s/step > limit {s["max_step_s"]:.0f} s'
+    elif need > budget.left():
+      reason = f'predicted {need:.0f} s > {budget.left():.0f} s left of the time budget'
+    elif budget.left() <= 0:
+      reason = 'time budget spent'
+    if reason:
+      emit(dict(case, devices=spec['devices'], skipped=reason))
+      continue
+    t = time.perf_counter()
+    try:
+      for record in CASES[case['kind']](case, budget):
+        record.setdefault('devices', spec['devices'])
+        if (record['kind'] == 'step' and record.get('population') == 1
+            and record.get('loss') == 'classic'):
+          measured[record['model']] = record['step_ms'] / 1e3
+        emit(record)
+    except Exception as e:  # pylint: disable=broad-except
+      emit(dict(case, devices=spec['devices'], error=f'{type(e).__name__}: {e}'))
+    print(f'bench: {case} took {time.perf_counter() - t:.1f}s', file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------- report --
+
+def _key(r: dict) -> tuple:
+  return (r.get('model'), r.get('loss', 'classic'), r.get('devices', 1), r.get('population', 1))
+
+
+def _steps(records: list[dict]) -> dict:
+  """(model, loss, devices, population) -> the first measured step record."""
+  out = {}
+  for r in records:
+    if r.get('kind') == 'step' and 'step_ms' in r:
+      out.setdefault(_key(r), r)
+  return out
+
+
+def targets(records: list[dict]) -> list[dict]:
+  """One record per target: the value, the limit, whether it is met, from what."""
+  out = []
+
+  def add(name, value, limit, detail, met=None):
+    out.append(dict(kind='target', name=name, value=value, limit=limit, detail=detail,
+                    met=met if value is None else value <= limit if met is None else met))
+
+  compares = {r['model']: r for r in records if r.get('kind') == 'compare' and 'ratio' in r}
+  for model, limit in TARGETS['torch_ratio'].items():
+    r = compares.get(model)
+    add(f'{model} step: ganjax / PyTorch', r and r['ratio'], limit,
+        f'{r["ganjax_ms"]:.1f} ms / {r["torch_ms"]:.1f} ms' if r else 'not measured')
+  steps = _steps(records)
+  for (model, loss, devices, pop), r in steps.items():
+    base = steps.get((model, loss, devices, 1))
+    if pop > 1 and base:
+      add(f'{model} population {pop}: cost / one member ({loss}, {devices} dev)',
+          round(r['step_ms'] / base['step_ms'], 3), pop,
+          f'{r["step_ms"]:.1f} ms / {base["step_ms"]:.1f} ms')
+  for r in records:
+    if r.get('kind') == 'real_vs_synthetic' and 'overhead' in r:
+      add(f'{r["dataset"]} real input: throughput lost vs synthetic', r['overhead'],
+          TARGETS['real_input_overhead'], f'{r["real_steps_per_s"]:.2f} vs '
+          f'{r["synthetic_steps_per_s"]:.2f} steps/s')
+    if r.get('kind') == 'checkpoint' and 'blocks_steps' in r:
+      add(f'{r["model"]} async save(): blocking / one step', r['blocks_steps'], 1.0,
+          f'{r["save_call_ms"]:.1f} ms / {r["step_ms"]:.1f} ms',
+          met=r['blocks_steps'] < 1.0)
+  return out
+
+
+def one_line(r: dict) -> str:
+  """A short progress line for a record."""
+  head = ' '.join(f'{k}={r[k]}' for k in ('kind', 'model', 'dataset', 'loss', 'population',
+                                          'devices', 'mode') if k in r)
+  for k in ('skipped', 'error', 'step_ms', 'ratio', 'ms_per_batch', 'overhead',
+            'blocks_steps', 'wall_s'):
+    if k in r:
+      return f'{head} {k}={r[k]}'
+  return head
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+  if not rows:
+    return '(none)\n'
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(str(x) for x in row) + ' |' for row in rows]
+  return '\n'.join(lines) + '\n'
+
+
+def _f(x, digits=1) -> str:
+  return '' if x is None else f'{x:,.{digits}f}'
+
+
+def markdown(records: list[dict]) -> str:
+  """The report: environment, one table per kind of measurement, skipped cases, targets."""
+  env = next((r for r in records if r.get('kind') == 'env'), {})
+  total = next((r for r in records if r.get('kind') == 'total'), {})
+  by = lambda kind: [r for r in records if r.get('kind') == kind and 'skipped' not in r
+                     and 'error' not in r]
+  steps = _steps(records)
+  parts = [f'# ganjax benchmark ({env.get("mode")})\n',
+           f'`{env.get("command")}` on {env.get("date")}: {env.get("cpu_count")} CPUs '
+           f'({env.get("machine")}), jax {env.get("jax")}, flax {env.get("flax")}, '
+           f'torch {env.get("torch")}, XLA_FLAGS `{env.get("xla_flags") or ""}`; '
+           f'{total.get("wall_s")} s in all.\n',
+           'Times are per generator step (WGAN: 5 discriminator updates + 1 generator '
+           'update); medians over the steps timed. Peak RSS is the worker process\'s '
+           'ru_maxrss after the case (one worker per group of cases).\n',
+           '## Train step (synthetic input)\n']
+  rows = []
+  for r in by('step'):
+    base = steps.get(_key(dict(r, population=1)))
+    rows.append([r['model'], r['loss'], r['penalty'], r['n_dis'], r['population'],
+                 r['devices'], r['batch_size'], _f(r['compile_s']), _f(r['step_ms'], 2),
+                 f'{_f(r["step_ms_min"], 2)}–{_f(r["step_ms_max"], 2)}', r['steps'],
+                 _f(r['step_ms'] / r['population'], 2),
+                 _f(r['step_ms'] / base['step_ms'], 2) if base else '',
+                 _f(r['peak_rss_mb'], 0)])
+  parts.append(_table(['model', 'loss', 'penalty', 'n_dis', 'pop', 'devices', 'batch',
+                       'compile s', 'step ms', 'min–max ms', 'steps', 'ms/member',
+                       'x pop-1', 'peak RSS MB'], rows))
+  parts.append('\n## ganjax vs PyTorch eager (interleaved in one process)\n')
+  parts.append(_table(
+      ['model', 'batch', 'ganjax ms', 'PyTorch ms', 'ratio', 'per-rep ratio', 'reps x steps',
+       'torch threads', 'params G / D'],
+      [[r['model'], r['batch_size'], _f(r['ganjax_ms'], 2), _f(r['torch_ms'], 2),
+        _f(r['ratio'], 3), f'{_f(r["rep_ratio_min"], 3)}–{_f(r["rep_ratio_max"], 3)}',
+        f'{r["reps"]} x {r["steps_per_rep"]}', r['torch_threads'],
+        f'{r["params_generator"]:,} / {r["params_discriminator"]:,}']
+       for r in by('compare')]))
+  rows = []
+  for r in by('step'):
+    one = steps.get((r['model'], r['loss'], 1, r['population']))
+    if r['devices'] > 1 and one:
+      rows.append([r['model'], r['loss'], r['population'], r['devices'], _f(one['step_ms'], 2),
+                   _f(r['step_ms'], 2), _f(one['step_ms'] / r['step_ms'], 2)])
+  parts.append('\n## Device count (fake CPU devices sharing the same cores)\n')
+  parts.append(_table(['model', 'loss', 'pop', 'devices', '1-device ms', 'ms', 'speed-up'],
+                      rows))
+  parts.append('\n## Input pipeline alone\n')
+  parts.append(_table(['dataset', 'mode', 'batch', 'n_dis', 'ms/batch', 'batches/s',
+                       'examples/s'],
+                      [[r['dataset'], r['mode'], r['batch_size'], r['n_dis'],
+                        _f(r['ms_per_batch'], 3), _f(r['batches_per_s']),
+                        f'{r["examples_per_s"]:,}'] for r in by('input')]))
+  parts.append('\n## Real input (prefetch + shard_batch) vs synthetic, interleaved blocks\n')
+  parts.append(_table(['model', 'dataset', 'batch', 'real steps/s', 'synthetic steps/s',
+                       'throughput lost', 'blocks x steps'],
+                      [[r['model'], r['dataset'], r['batch_size'],
+                        _f(r['real_steps_per_s'], 2), _f(r['synthetic_steps_per_s'], 2),
+                        f'{100 * r["overhead"]:.1f}%', f'{r["blocks"]} x {r["steps_per_block"]}']
+                       for r in by('real_vs_synthetic')]))
+  parts.append('\n## Checkpoints (Orbax, async)\n')
+  parts.append(_table(['model', 'size MB', 'save+wait ms', 'save() call ms (max)', 'step ms',
+                       'step during save ms', 'save() / step'],
+                      [[r['model'], _f(r['checkpoint_bytes'] / 2**20, 2),
+                        _f(r['save_and_wait_ms']),
+                        f'{_f(r["save_call_ms"])} ({_f(r["save_call_ms_max"])})',
+                        _f(r['step_ms'], 2), _f(r['step_during_save_ms'], 2),
+                        _f(r['blocks_steps'], 3)] for r in by('checkpoint')]))
+  bad = [r for r in records if 'skipped' in r or 'error' in r]
+  parts.append('\n## Skipped or failed\n')
+  parts.append(_table(['case', 'devices', 'why'],
+                      [[json.dumps({k: v for k, v in r.items()
+                                    if k not in ('skipped', 'error', 'devices')}),
+                        r.get('devices'), r.get('skipped') or r.get('error')] for r in bad]))
+  parts.append('\n## Targets\n')
+  parts.append(_table(['target', 'value', 'limit', 'met', 'from'],
+                      [[r['name'], '' if r['value'] is None else r['value'], r['limit'],
+                        {True: 'yes', False: '**no**', None: 'not measured'}[r['met']],
+                        r['detail']] for r in records if r.get('kind') == 'target']))
+  return '\n'.join(parts)
+
+
+# ------------------------------------------------------------- orchestrator --
+
+def run_worker(devices: int, cases: list[dict], s: dict, deadline: float,
+               measured: dict) -> Iterator[dict]:
+  """Runs one worker subprocess with `devices` fake CPU devices; yields its records."""
+  flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
+           if not f.startswith('--xla_force_host_platform_device_count')]
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=os.pathsep.join(
+      p for p in (REPO, os.environ.get('PYTHONPATH')) if p),
+             XLA_FLAGS=' '.join(flags + [f'--xla_force_host_platform_device_count={devices}']))
+  spec = dict(devices=devices, cases=cases, settings=s, deadline=deadline, measured=measured)
+  with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
+    json.dump(spec, f)
+  proc = subprocess.Popen([sys.executable, '-m', 'ganjax.bench', '--worker', f.name], cwd=REPO,
+                          env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+  got = 0
+  try:
+    with _kill_after(proc, deadline - time.time() + 120):
+      for line in proc.stdout:
+        if line.startswith(PREFIX):
+          got += 1
+          yield json.loads(line[len(PREFIX):])
+        else:
+          sys.stderr.write(line)
+    proc.wait()
+  finally:
+    os.unlink(f.name)
+  if proc.returncode:
+    yield dict(kind='error', devices=devices, returncode=proc.returncode, records=got,
+               error=f'worker for {devices} device(s) exited with {proc.returncode}')
+
+
+@contextlib.contextmanager
+def _kill_after(proc: subprocess.Popen, seconds: float):
+  """Kills `proc`'s process group (this harness started it) if it outlives `seconds`."""
+  def on_alarm(*_):
+    os.killpg(proc.pid, signal.SIGKILL)
+  previous = signal.signal(signal.SIGALRM, on_alarm)
+  signal.alarm(max(1, int(seconds)))
+  try:
+    yield
+  finally:
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def environment(quick: bool) -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  import flax  # pylint: disable=g-import-not-at-top
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    torch_version = torch.__version__
+  except ImportError:
+    torch_version = None
+  return dict(kind='env', mode='quick' if quick else 'full', jax=jax.__version__,
+              flax=flax.__version__, torch=torch_version, python=platform.python_version(),
+              cpu_count=os.cpu_count(), machine=platform.machine(), system=platform.system(),
+              xla_flags=os.environ.get('XLA_FLAGS', ''),
+              date=time.strftime('%Y-%m-%d %H:%M:%S %z'), command=' '.join(sys.argv))
+
+
+def run_all(quick: bool, out: str, groups=None, s: dict | None = None) -> list[dict]:
+  """Runs every group, writes the JSON lines and the markdown; returns the records."""
+  s = s or settings(quick)
+  start = time.time()
+  deadline = start + s['deadline_s']
+  records, measured = [environment(quick)], {}
+  for devices, cases in groups or plan(quick):
+    for record in run_worker(devices, cases, s, deadline, measured):
+      records.append(record)
+      print('bench:', one_line(record), file=sys.stderr, flush=True)
+      if (record.get('kind') == 'step' and record.get('devices') == 1
+          and record.get('population') == 1 and record.get('loss') == 'classic'):
+        measured[record['model']] = record['step_ms'] / 1e3
+  records.append(dict(kind='total', wall_s=round(time.time() - start, 1)))
+  records += targets(records)
+  os.makedirs(out, exist_ok=True)
+  name = os.path.join(out, 'bench_quick' if quick else 'bench_full')
+  with open(name + '.jsonl', 'w') as f:
+    f.writelines(json.dumps(r) + '\n' for r in records)
+  with open(name + '.md', 'w') as f:
+    f.write(markdown(records))
+  print(f'bench: wrote {name}.jsonl and {name}.md ({time.time() - start:.0f}s)', file=sys.stderr)
+  return records
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog='python -m ganjax.bench', description=__doc__.split(
+      '\n')[0])
+  parser.add_argument('--quick', action='store_true', help='fewer cases and steps (~2 min)')
+  parser.add_argument('--out', default=DEFAULT_OUT, help='output directory')
+  parser.add_argument('--worker', help=argparse.SUPPRESS)
+  args = parser.parse_args(argv)
+  if args.worker:
+    with open(args.worker) as f:
+      worker(json.load(f))
+    return
+  run_all(args.quick, args.out)
+
+
+if __name__ == '__main__':
+  main()

@@ -130,13 +130,13 @@ def to_torch_batch(batch) -> torch.Tensor:
 
 
 def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.0,
-              lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0,
+              g_lr: float = 2e-4, d_lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0,
               threads: int | None = None) -> Callable[[torch.Tensor], dict]:
   """``step(real) -> {'d_loss', 'g_loss'}`` (detached tensors): one D and one G update."""
   torch.set_num_threads(threads or os.cpu_count() or 1)
   torch.manual_seed(seed)
-  g_opt = torch.optim.Adam(gen.parameters(), lr=lr, betas=betas)
-  d_opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+  g_opt = torch.optim.Adam(gen.parameters(), lr=g_lr, betas=betas)
+  d_opt = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=betas)
   ema = [p.detach().clone() for p in gen.parameters()] if ema_decay > 0 else None
   d_params = list(disc.parameters())
 

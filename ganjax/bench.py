@@ -48,12 +48,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, 'benchmarks', 'results')
 PREFIX = 'BENCH '  # worker stdout lines carrying a JSON record
 
-# model key -> (config module, example shape; None = the dataset's own)
+# model key -> (config module, example shape (None: the dataset's own), fixed fields)
 MODELS = {
-    'mlp': ('ring', (2,)),
-    'dcgan32': ('cifar10', (32, 32, 3)),
-    'dcgan64': ('celeba64', (64, 64, 3)),
-    'digits': ('digits', None),
+    'mlp': ('ring', (2,), {'batch_size': 512}),
+    'dcgan32': ('cifar10', (32, 32, 3), {'batch_size': 64}),
+    'dcgan64': ('celeba64', (64, 64, 3), {'batch_size': 64}),
+    'digits': ('digits', None, {'batch_size': 64}),
 }
 TARGETS = {'torch_ratio': {'dcgan32': 0.7, 'mlp': 0.5}, 'real_input_overhead': 0.05}
 
@@ -104,7 +104,7 @@ def make_config(model: str, loss: str = 'classic', population: int = 1,
     raise ValueError(f'unknown benchmark model {model!r}; valid: {", ".join(MODELS)}.')
   config = importlib.import_module(f'configs.{MODELS[model][0]}').get_config()
   config.loss, config.population = loss, population
-  for field, value in (overrides or {}).items():
+  for field, value in {**MODELS[model][2], **(overrides or {})}.items():
     *path, last = field.split('.')
     target = config
     for p in path:
@@ -272,10 +272,11 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
   if counts != torch_counts:
     raise AssertionError(f'parameter counts differ: ganjax {counts}, PyTorch {torch_counts}.')
   g_opt, d_opt = c.g_optimizer.to_dict(), c.d_optimizer.to_dict()
-  if (g_opt['name'], d_opt['name']) != ('adam', 'adam') or g_opt != d_opt:
-    raise ValueError('the PyTorch reference uses one Adam setting for both networks.')
-  step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, lr=g_opt['learning_rate'],
-                       betas=(g_opt['b1'], g_opt['b2']))
+  if (g_opt['name'], d_opt['name']) != ('adam', 'adam') or any(
+      g_opt[k] != d_opt[k] for k in ('b1', 'b2')):
+    raise ValueError('the PyTorch reference uses Adam with the same betas for G and D.')
+  step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, g_lr=g_opt['learning_rate'],
+                       d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']))
   real = ref.to_torch_batch(np.asarray(run.batch)[0])
   info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
               params_generator=counts['generator'],

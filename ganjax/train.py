@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import json
 import os
@@ -26,6 +25,7 @@ from absl import logging
 from ml_collections import config_dict
 
 from ganjax import checkpoint, data, losses, models, parallel, plots, step as step_lib
+from ganjax.digest import digest
 from ganjax.writer import MetricWriter
 
 # Fields left as placeholders (None) in the config take these per-loss values.
@@ -116,18 +116,6 @@ def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
       g_optimizer=tuple(sorted(_optimizer_spec(config.g_optimizer).items())),
       d_optimizer=tuple(sorted(_optimizer_spec(config.d_optimizer).items())),
       skip_nonfinite=bool(config.skip_nonfinite))
-
-
-# ------------------------------------------------------------------ digests --
-
-def digest(tree: Any) -> str:
-  """Hex digest of a pytree's leaves (shapes, dtypes and bytes), equal iff equal."""
-  h = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    leaf = np.asarray(leaf)
-    h.update(f'{jax.tree_util.keystr(path)}:{leaf.dtype}:{leaf.shape}'.encode())
-    h.update(np.ascontiguousarray(leaf).tobytes())
-  return h.hexdigest()[:16]
 
 
 def member_params(members: Any, i: int) -> dict:

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import load_state, tiny_config
 from ganjax import losses, train
+from ganjax.digest import digest
 
 
 def test_run_leaves_outputs_and_eval_json(workdir):
@@ -28,7 +29,7 @@ def test_run_leaves_outputs_and_eval_json(workdir):
   members = state['members']
   params = {k: jax.tree_util.tree_map(lambda x: x[0], members[k])
             for k in ('g_params', 'd_params', 'ema')}
-  assert train.digest(params) == on_disk['state_digest']
+  assert digest(params) == on_disk['state_digest']
 
 
 def test_interrupt_and_resume_is_bitwise_identical(tmp_path):
@@ -97,3 +98,17 @@ def test_loss_defaults_fill_placeholders_only():
   explicit = train.resolve_config(tiny_config(loss='wgan', n_dis=2, penalty='r1'))
   assert (explicit.penalty, explicit.n_dis) == ('r1', 2)
   assert set(train.LOSS_DEFAULTS) == set(losses.names())
+
+
+@pytest.mark.parametrize('loss', losses.names())
+def test_every_loss_learns_the_ring(tmp_path, loss):
+  def config(steps):
+    return tiny_config(loss=loss, steps=steps, batch_size=128, log_every=500,
+                       eval_every=steps, checkpoint_every=500, eval_samples=2500,
+                       **{'model_options.hidden': (64, 64, 64), 'model_options.z_dim': 16,
+                          'g_optimizer.learning_rate': 2e-4, 'd_optimizer.learning_rate': 5e-4})
+  start = train.train_and_evaluate(config(1), str(tmp_path / 'run'))
+  end = train.train_and_evaluate(config(1500), str(tmp_path / 'run'))  # resumes from step 1
+  assert start['modes'] <= 2
+  assert end['modes'] >= 4, end
+  assert end['mode_distance'] < 0.75 * start['mode_distance'], (start, end)

@@ -62,6 +62,10 @@ def get_config() -> config_dict.ConfigDict:
   c.log_every = 100                  # progress line and TensorBoard scalars
   c.eval_every = 1000                # samples PNG and metrics (and at the end)
   c.eval_samples = 2500              # samples per evaluation (2,500 as in VEEGAN/PacGAN)
+  c.image_metrics = config_dict.placeholder(bool)  # None: on for labelled image datasets
+  c.feature_steps = 1000             # training steps of the feature extractor (cached)
+  c.kid_subsets = 100                # KID: subsets and subset size (Bińkowski et al. 2018)
+  c.kid_subset_size = 1000
   c.checkpoint_every = 1000          # async Orbax save (and at the end)
   c.keep_checkpoints = 3             # checkpoints kept by the preservation policy
   return c

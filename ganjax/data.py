@@ -95,6 +95,10 @@ class Dataset:
     return (size, size) + np.shape(self._sources['train'][0]['image'])[2:]
 
   @property
+  def has_labels(self) -> bool:
+    return self._sources is not None and 'label' in self._sources['train'][0]
+
+  @property
   def num_train(self) -> int:
     return len(self._sources['train']) if self._sources else 0
 

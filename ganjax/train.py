@@ -29,11 +29,11 @@ from ganjax.digest import digest
 from ganjax.writer import MetricWriter
 
 # Fields left as placeholders (None) in the config take these per-loss values.
-# Adam betas: DCGAN's (0.5, 0.999); WGAN-GP's (0, 0.9) from Gulrajani et al. 2017.
+# Adam betas: DCGAN's (0.5, 0.999); WGAN-GP's (0.5, 0.9) from Gulrajani et al. 2017.
 _GAN = dict(penalty='none', penalty_weight=0.0, n_dis=1, b1=0.5, b2=0.999)
 LOSS_DEFAULTS = {
     'classic': _GAN,
-    'wgan': dict(penalty='wgan_gp', penalty_weight=10.0, n_dis=5, b1=0.0, b2=0.9),
+    'wgan': dict(penalty='wgan_gp', penalty_weight=10.0, n_dis=5, b1=0.5, b2=0.9),
     'hinge': _GAN,
     'least_squares': _GAN,
     'relativistic': _GAN,
@@ -125,34 +125,74 @@ def member_params(members: Any, i: int) -> dict:
 
 # --------------------------------------------------------------- evaluation --
 
-def evaluate(config, dataset: data.Dataset, sampler, members_host, step: int,
-             workdir: str, write_samples: bool) -> list[dict]:
-  """Per-member metrics on `eval_samples` generated samples (EMA generator too)."""
-  from ganjax import evaluate as metrics_lib  # pylint: disable=g-import-not-at-top
-  results = []
-  for i in range(config.population):
-    m = parallel.member(members_host, i)
-    key = jax.random.PRNGKey(config.seed + i + 1_000_003)  # fixed eval noise
-    entry = {'member': i, 'seed': config.seed + i}
-    generators = {'': m['g_params']}
-    if config.ema_decay > 0:
-      generators['ema_'] = m['ema']
-    for prefix, g_params in generators.items():
-      samples = np.asarray(sampler(g_params, key, config.eval_samples))
-      if config.dataset in data.MIXTURES:
-        centers, std = data.mixture_centers(config.dataset)
-        for k, v in metrics_lib.mode_metrics(samples, centers, std).items():
-          entry[prefix + k] = v
-      if write_samples and not prefix:
-        suffix = f'_member{i}' if config.population > 1 else ''
-        path = os.path.join(workdir, 'samples', f'step_{step}{suffix}.png')
-        if config.dataset in data.MIXTURES:
-          centers, _ = data.mixture_centers(config.dataset)
-          plots.save_scatter(path, samples, centers, f'{config.loss} step {step}')
+class Evaluator:
+  """Scores generators: mode metrics on 2D mixtures, feature-space metrics on images.
+
+  Image metrics compare `eval_samples` generated images against held-out real
+  ones (the test split), in the feature space of a classifier trained on the
+  dataset's labelled training split (`ganjax.features`), cached under the data
+  directory. Construct it before compiling: it validates `image_metrics`.
+  """
+
+  def __init__(self, config, dataset: data.Dataset):
+    self.config, self.dataset = config, dataset
+    self.features_fn, self.feature_accuracy, self.real = None, None, None
+    wanted = config.image_metrics
+    if dataset.name in data.MIXTURES:
+      if wanted:
+        raise ValueError(f'image_metrics=True needs an image dataset, not {dataset.name}.')
+      return
+    if wanted and not dataset.has_labels:
+      raise ValueError(f'image_metrics=True needs labels to train the feature extractor, and '
+                       f'dataset {dataset.name} has none; set --config.image_metrics=False.')
+    if wanted is None and not dataset.has_labels:
+      return
+    from ganjax import features  # pylint: disable=g-import-not-at-top
+    cache = os.path.join(dataset.data_dir or data.default_data_dir(), 'ganjax_features')
+    self.features_fn, self.feature_accuracy = features.cached_extractor(
+        dataset, cache, steps=config.feature_steps)
+    self.real = dataset.eval_examples(config.eval_samples)
+    logging.info('Feature extractor for %s: test accuracy %.4f.', dataset.name,
+                 self.feature_accuracy)
+
+  def __call__(self, sampler, members_host, step: int, workdir: str,
+               write_samples: bool) -> list[dict]:
+    """Per-member metrics (and the EMA generator's, prefixed ``ema_``)."""
+    from ganjax import evaluate as metrics_lib  # pylint: disable=g-import-not-at-top
+    config, results = self.config, []
+    for i in range(config.population):
+      m = parallel.member(members_host, i)
+      key = jax.random.PRNGKey(config.seed + i + 1_000_003)  # fixed eval noise
+      entry = {'member': i, 'seed': config.seed + i}
+      generators = {'': m['g_params']}
+      if config.ema_decay > 0:
+        generators['ema_'] = m['ema']
+      for prefix, g_params in generators.items():
+        samples = np.asarray(sampler(g_params, key, config.eval_samples))
+        if self.dataset.name in data.MIXTURES:
+          centers, std = data.mixture_centers(self.dataset.name)
+          scores = metrics_lib.mode_metrics(samples, centers, std)
+        elif self.features_fn is not None:
+          scores = metrics_lib.image_metrics(
+              self.features_fn, self.real, samples, key=key, kid_subsets=config.kid_subsets,
+              kid_subset_size=config.kid_subset_size)
+          scores['feature_accuracy'] = self.feature_accuracy
         else:
-          plots.save_image_grid(path, samples)
-    results.append(entry)
-  return results
+          scores = {}
+        entry.update({prefix + k: v for k, v in scores.items()})
+        if write_samples and not prefix:
+          self._save_samples(samples, step, i, workdir)
+      results.append(entry)
+    return results
+
+  def _save_samples(self, samples, step, member, workdir):
+    suffix = f'_member{member}' if self.config.population > 1 else ''
+    path = os.path.join(workdir, 'samples', f'step_{step}{suffix}.png')
+    if self.dataset.name in data.MIXTURES:
+      centers, _ = data.mixture_centers(self.dataset.name)
+      plots.save_scatter(path, samples, centers, f'{self.config.loss} step {step}')
+    else:
+      plots.save_image_grid(path, samples)
 
 
 # ---------------------------------------------------------------- the loop --
@@ -219,6 +259,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   is_chief = jax.process_index() == 0
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
                          jax.process_index(), jax.process_count(), config.data_dir or None)
+  evaluator = Evaluator(config, dataset)
   exp = build(config, dataset.example_shape, mesh)
   pair, state, step_fn, penalty_weight = exp.pair, exp.state, exp.step_fn, exp.penalty_weight
   population, seeds = config.population, exp.seeds
@@ -251,8 +292,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
         if done % config.log_every == 0 or done == config.steps:
           _log(writer, done, host_metrics, population)
       if done % config.eval_every == 0 or done == config.steps:
-        results = evaluate(config, dataset, sampler, parallel.to_host(state['members']), done,
-                           workdir, write_samples=is_chief)
+        results = evaluator(sampler, parallel.to_host(state['members']), done, workdir,
+                            write_samples=is_chief)
         for r in results:
           writer.write_scalars(done, {f'eval/{k}' if population == 1 else
                                       f'eval/member{r["member"]}/{k}': v

@@ -93,8 +93,10 @@ def test_bad_configs_fail_before_compiling(workdir, field, value, match):
 
 
 def test_loss_defaults_fill_placeholders_only():
-  wgan = train.resolve_config(tiny_config(loss='wgan'))
+  wgan = train.resolve_config(tiny_config(loss='wgan', penalty_weight=None))
   assert (wgan.penalty, wgan.penalty_weight, wgan.n_dis) == ('wgan_gp', 10.0, 5)
+  assert (wgan.d_optimizer.b1, wgan.d_optimizer.b2) == (0.5, 0.9)
+  assert train.resolve_config(tiny_config(loss='wgan')).penalty_weight == 0.1  # ring's λ
   explicit = train.resolve_config(tiny_config(loss='wgan', n_dis=2, penalty='r1'))
   assert (explicit.penalty, explicit.n_dis) == ('r1', 2)
   assert set(train.LOSS_DEFAULTS) == set(losses.names())

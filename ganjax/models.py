@@ -12,6 +12,13 @@ decomposition: one stride-1 3x3 convolution producing the four output phases,
 then depth-to-space. It has the same parameters and outputs as the transposed
 convolution, but XLA compiles its gradient to plain convolutions, which on CPU
 are several times faster than the gradient of a strided ``ConvTranspose``.
+
+On CPU every convolution (`conv2d`) runs as one matmul of the input's patches
+with the kernel (``conv_impl='matmul'``, the same sum): XLA:CPU runs a
+convolution's gradient 30-100x slower inside a loop body (the step's
+``lax.scan`` over discriminator updates) and under ``vmap`` over a population
+(grouped convolutions), while matmuls stay fast in both (benchmarks/NOTES.md).
+Other backends use ``lax.conv_general_dilated`` (``conv_impl='lax'``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,57 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# ------------------------------------------------------------- convolution --
+
+CONV_IMPLS = ('auto', 'lax', 'matmul')
+
+
+def _resolve_impl(impl: str) -> str:
+  if impl not in CONV_IMPLS:
+    raise ValueError(f'conv_impl={impl!r}; valid: {", ".join(CONV_IMPLS)}.')
+  if impl == 'auto':
+    return 'matmul' if jax.default_backend() == 'cpu' else 'lax'
+  return impl
+
+
+def conv_as_matmul(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                   dimension_numbers=None, feature_group_count=1, precision=None):
+  """NHWC x HWIO convolution as (N·Ho·Wo, kh·kw·Cin) patches @ (kh·kw·Cin, Cout).
+
+  Takes ``lax.conv_general_dilated``'s arguments (so ``nn.Conv`` can use it) but
+  supports only explicit (low, high) padding, no dilation and no groups.
+  """
+  del dimension_numbers  # NHWC/HWIO, checked by the shapes below
+  if (feature_group_count != 1 or isinstance(padding, str)
+      or any(d != 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ()))):
+    raise NotImplementedError('conv_as_matmul: explicit padding, no dilation, no groups.')
+  kh, kw, cin, cout = rhs.shape
+  n, h, w, c = lhs.shape
+  if c != cin:
+    raise ValueError(f'input has {c} channels, kernel expects {cin} (NHWC x HWIO).')
+  (top, bottom), (left, right) = padding
+  sh, sw = window_strides
+  ho, wo = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+  x = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  # Patch column (i·kw + j)·Cin + c is input pixel (sh·y + i, sw·x + j), channel c: the
+  # row-major flattening of an HWIO kernel's first three axes.
+  patches = jnp.concatenate(
+      [jax.lax.slice(x, (0, i, j, 0), (n, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, cin),
+                     (1, sh, sw, 1)) for i in range(kh) for j in range(kw)], axis=-1)
+  y = jnp.dot(patches.reshape(n * ho * wo, kh * kw * cin), rhs.reshape(kh * kw * cin, cout),
+              precision=precision)
+  return y.reshape(n, ho, wo, cout)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+           padding: Sequence[tuple[int, int]], impl: str = 'auto') -> jax.Array:
+  """NHWC x HWIO convolution with explicit padding, by `impl` (see CONV_IMPLS)."""
+  if _resolve_impl(impl) == 'matmul':
+    return conv_as_matmul(x, kernel, strides, padding)
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
 
 # --------------------------------------------------------------- upsampling --
 
@@ -59,14 +117,14 @@ class Upsample2x(nn.Module):
   """Transposed conv (k=4, s=2, p=1) as a phase-decomposed 3x3 convolution."""
   features: int
   use_bias: bool = True
+  conv_impl: str = 'auto'
 
   @nn.compact
   def __call__(self, x):
     cin = x.shape[-1]
     kernel = self.param('kernel', nn.initializers.normal(0.02), (4, 4, cin, self.features))
-    y = jax.lax.conv_general_dilated(
-        x, _phase_kernel(kernel).astype(x.dtype), (1, 1), 'SAME',
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    y = conv2d(x, _phase_kernel(kernel).astype(x.dtype), (1, 1), ((1, 1), (1, 1)),
+               self.conv_impl)
     y = depth_to_space(y)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,))
@@ -114,6 +172,7 @@ class DCGANGenerator(nn.Module):
   size: int = 32
   channels: int = 3
   width: int = 64
+  conv_impl: str = 'auto'   # see CONV_IMPLS
 
   @nn.compact
   def __call__(self, z):
@@ -123,8 +182,8 @@ class DCGANGenerator(nn.Module):
     h = nn.relu(nn.Dense(base * base * c)(z)).reshape(z.shape[0], base, base, c)
     for i in range(k - 1):
       c //= 2
-      h = nn.relu(Upsample2x(c)(h))
-    return jnp.tanh(Upsample2x(self.channels)(h))
+      h = nn.relu(Upsample2x(c, conv_impl=self.conv_impl)(h))
+    return jnp.tanh(Upsample2x(self.channels, conv_impl=self.conv_impl)(h))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -132,13 +191,16 @@ class DCGANDiscriminator(nn.Module):
   size: int = 32
   width: int = 64
   spectral_norm: bool = False
+  conv_impl: str = 'auto'   # see CONV_IMPLS
 
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
     k = _num_upsamples(self.size)
+    conv_fn = conv_as_matmul if _resolve_impl(self.conv_impl) == 'matmul' else None
     h = x
     for i in range(k):
-      conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=2, padding=((1, 1), (1, 1)))
+      conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=2, padding=((1, 1), (1, 1)),
+                     conv_general_dilated=conv_fn)
       h = nn.leaky_relu(self._maybe_sn(conv, h, update_stats), 0.2)
     h = h.reshape(h.shape[0], -1)
     return self._maybe_sn(nn.Dense(1), h, update_stats)

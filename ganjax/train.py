@@ -225,12 +225,17 @@ def build(config: config_dict.ConfigDict, example_shape: tuple[int, ...], mesh) 
 
 
 class _Preemption:
-  """Turns SIGTERM (how TPU VMs announce preemption) into a flag the loop checks."""
+  """Turns SIGTERM (how TPU VMs announce preemption) into a flag the loop checks.
+
+  Single process only: with several processes, JAX's distributed runtime catches
+  SIGTERM itself and `Checkpointer.reached_preemption` agrees on one step for all
+  processes (a per-process flag could stop them at different steps and deadlock).
+  """
 
   def __init__(self):
     self.requested = threading.Event()
     self._previous = None
-    if threading.current_thread() is threading.main_thread():
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, lambda *_: self.requested.set())
 
   def restore(self):

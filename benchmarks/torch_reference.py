@@ -8,8 +8,9 @@ The same layers and parameter counts as `ganjax.models` (checked by
    ``no_grad``, as ganjax differentiates only D's parameters);
 2. one generator update on fresh noise: ``softplus(-D(G(z)))`` (D's
    parameters frozen, as ganjax differentiates only G's parameters);
-3. Adam (lr 2e-4, b1 0.5, b2 0.999) on both, and the generator EMA when
-   ``ema_decay > 0``.
+3. Adam on both (the benchmark configs: lr 2e-4, b1 0.5, b2 0.999; the ring
+   config's discriminator rate may differ, which does not change the time),
+   and the generator EMA when ``ema_decay > 0`` (cifar10/celeba64: 0.999).
 
 Threads: `make_step` calls ``torch.set_num_threads(os.cpu_count())`` (2 on the
 benchmark machine), the whole machine, as XLA's CPU backend uses it.

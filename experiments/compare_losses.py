@@ -109,12 +109,21 @@ def fmt(metric, mean, se):
 
 
 def run(args):
+  """Trains what results.json lacks (a rerun picks up after an interruption), then reports."""
   os.makedirs(args.out, exist_ok=True)
+  results_path = os.path.join(args.out, 'results.json')
   results = {}
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      results = json.load(f)
   for dataset in args.datasets:
     plan = PLAN[dataset]
     steps = plan['quick_steps'] if args.quick else plan['steps']
     for variant in VARIANTS:
+      done = results.get(dataset, {}).get(variant)
+      if done and done['steps'] == steps and len(done['members']) == args.seeds:
+        print(f'{dataset} / {variant}: already in {results_path}', flush=True)
+        continue
       workdir = os.path.join(args.out, 'runs', dataset, variant.replace(' ', '_').strip('()'))
       config = make_config(dataset, variant, steps, args.seeds, args.evals, args.quick)
       if args.data_dir:
@@ -130,8 +139,9 @@ def run(args):
           'samples': os.path.join(workdir, 'samples', f'step_{steps}' +
                                   ('_member0' if args.seeds > 1 else '') + '.png')}
       print(f'    done in {wall:.0f} s', flush=True)
-  with open(os.path.join(args.out, 'results.json'), 'w') as f:
-    json.dump(results, f, indent=1)
+      with open(results_path, 'w') as f:  # after every run: nothing lost on interruption
+        json.dump(results, f, indent=1)
+  results = {d: results[d] for d in DATASETS if d in results}
   write_report(args, results)
   for dataset in results:
     plot_samples(args.out, dataset, results[dataset])

@@ -429,6 +429,7 @@ def worker(spec: dict) -> None:
     try:
       for record in CASES[case['kind']](case, budget):
         record.setdefault('devices', spec['devices'])
+        record['load_avg_1m'] = round(os.getloadavg()[0], 2)
         if (record['kind'] == 'step' and record.get('population') == 1
             and record.get('loss') == 'classic'):
           measured[record['model']] = record['step_ms'] / 1e3
@@ -519,7 +520,8 @@ def markdown(records: list[dict]) -> str:
            f'`{env.get("command")}` on {env.get("date")}: {env.get("cpu_count")} CPUs '
            f'({env.get("machine")}), jax {env.get("jax")}, flax {env.get("flax")}, '
            f'torch {env.get("torch")}, XLA_FLAGS `{env.get("xla_flags") or ""}`; '
-           f'{total.get("wall_s")} s in all.\n',
+           f'{total.get("wall_s")} s in all; 1-minute load average {env.get("load_avg_1m")} at '
+           f'the start, {total.get("load_avg_1m")} at the end (each record has its own).\n',
            'Times are per generator step (WGAN: 5 discriminator updates + 1 generator '
            'update); medians over the steps timed. Peak RSS is the worker process\'s '
            'ru_maxrss after the case (one worker per group of cases).\n',
@@ -646,7 +648,7 @@ def environment(quick: bool) -> dict:
   return dict(kind='env', mode='quick' if quick else 'full', jax=jax.__version__,
               flax=flax.__version__, torch=torch_version, python=platform.python_version(),
               cpu_count=os.cpu_count(), machine=platform.machine(), system=platform.system(),
-              xla_flags=os.environ.get('XLA_FLAGS', ''),
+              xla_flags=os.environ.get('XLA_FLAGS', ''), load_avg_1m=os.getloadavg()[0],
               date=time.strftime('%Y-%m-%d %H:%M:%S %z'), command=' '.join(sys.argv))
 
 
@@ -663,7 +665,8 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None) -> list[d
       if (record.get('kind') == 'step' and record.get('devices') == 1
           and record.get('population') == 1 and record.get('loss') == 'classic'):
         measured[record['model']] = record['step_ms'] / 1e3
-  records.append(dict(kind='total', wall_s=round(time.time() - start, 1)))
+  records.append(dict(kind='total', wall_s=round(time.time() - start, 1),
+                      load_avg_1m=os.getloadavg()[0]))
   records += targets(records)
   os.makedirs(out, exist_ok=True)
   name = os.path.join(out, 'bench_quick' if quick else 'bench_full')

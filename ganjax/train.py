@@ -319,6 +319,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
 
   final_step = int(parallel.to_host(state['step']))
   members_host = parallel.to_host(state['members'])
+  if not results and not stopped_early:  # resumed at the last step: score it anyway
+    results = evaluator(sampler, members_host, final_step, workdir, write_samples=is_chief)
   summary = {'step': final_step, 'loss': config.loss, 'dataset': config.dataset,
              'population': population, 'preempted': stopped_early,
              'wall_time_s': round(time.time() - t_start, 2),

@@ -1,0 +1,103 @@
+"""Smoke tests of the benchmark harness machinery (tiny cases, a few steps each)."""
+
+import json
+import os
+import time
+
+import jax
+import pytest
+
+from ganjax import bench, models
+
+TINY = {'model_options.hidden': [16, 16], 'model_options.z_dim': 4, 'batch_size': 64}
+SETTINGS = dict(bench.settings(quick=True), case_s=0.2, min_steps=3, max_steps=5,
+                compare_reps=2, compare_s=0.5, saves=1)
+
+
+def _budget():
+  return bench.Budget(SETTINGS, time.time() + 120)
+
+
+def test_median_and_config_overrides():
+  assert bench.median([3.0, 1.0, 2.0]) == 2.0
+  assert bench.median([4.0, 1.0, 2.0, 3.0]) == 2.5
+  c = bench.make_config('mlp', 'wgan', 2, TINY)
+  assert (c.batch_size, c.model_options.hidden, c.population, c.n_dis) == (64, (16, 16), 2, 5)
+  assert bench.make_config('dcgan32').batch_size == 64
+  assert bench.make_config('mlp').batch_size == 512
+  with pytest.raises(ValueError, match='valid: mlp, dcgan32'):
+    bench.make_config('resnet')
+
+
+def test_step_case_times_the_compiled_step():
+  [r] = bench.case_step(dict(kind='step', model='mlp', overrides=TINY), _budget())
+  assert r['kind'] == 'step' and r['model'] == 'mlp' and r['devices'] == jax.device_count()
+  assert (r['loss'], r['population'], r['batch_size'], r['per']) == (
+      'classic', 1, 64, 'generator step')
+  assert 3 <= r['steps'] <= 5 and r['compile_s'] > 0 and r['peak_rss_mb'] > 0
+  assert 0 < r['step_ms_min'] <= r['step_ms'] <= r['step_ms_max']
+
+
+def test_targets_are_ratios_of_two_measured_numbers():
+  step = lambda pop, ms: dict(kind='step', model='mlp', loss='classic', devices=1,
+                              population=pop, step_ms=ms)
+  records = [
+      step(1, 2.0), step(4, 10.0), step(16, 30.0),
+      dict(kind='compare', model='mlp', ratio=0.6, ganjax_ms=6.0, torch_ms=10.0),
+      dict(kind='real_vs_synthetic', dataset='ring', overhead=0.02, real_steps_per_s=98.0,
+           synthetic_steps_per_s=100.0),
+      dict(kind='checkpoint', model='mlp', blocks_steps=1.5, save_call_ms=3.0, step_ms=2.0),
+  ]
+  got = {t['name']: t for t in bench.targets(records)}
+  pop4 = got['mlp population 4: cost / one member (classic, 1 dev)']
+  assert (pop4['value'], pop4['limit'], pop4['met']) == (5.0, 4, False)
+  assert got['mlp population 16: cost / one member (classic, 1 dev)']['met']
+  assert got['mlp step: ganjax / PyTorch']['met'] is False
+  assert got['dcgan32 step: ganjax / PyTorch']['met'] is None  # not measured
+  assert got['ring real input: throughput lost vs synthetic']['met']
+  assert got['mlp async save(): blocking / one step']['met'] is False
+  text = bench.markdown(records + [dict(kind='step', model='dcgan64', skipped='too slow')])
+  assert '| mlp population 4: cost / one member (classic, 1 dev) | 5.0 | 4 | **no** |' in text
+  assert 'too slow' in text
+
+
+def test_compare_interleaves_ganjax_and_torch():
+  pytest.importorskip('torch')
+  step, compare = bench.case_compare(dict(kind='compare', model='mlp', overrides=TINY),
+                                     _budget())
+  assert step['kind'] == 'step' and step['interleaved_with'] == 'torch'
+  assert compare['reps'] == 2 and compare['ganjax_ms'] > 0 and compare['torch_ms'] > 0
+  assert compare['ratio'] == pytest.approx(compare['ganjax_ms'] / compare['torch_ms'], rel=1e-3)
+  assert compare['rep_ratio_min'] <= compare['rep_ratio_max']
+  assert compare['params_generator'] == (4 + 1) * 16 + 17 * 16 + 17 * 2
+
+
+@pytest.mark.parametrize('model,shape', [('mlp', (2,)), ('dcgan', (32, 32, 3)),
+                                         ('dcgan', (64, 64, 3))])
+def test_torch_reference_has_ganjax_parameter_counts(model, shape):
+  pytest.importorskip('torch')
+  import sys  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.join(bench.REPO, 'benchmarks'))
+  import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  pair = models.make(model, shape)
+  count = lambda module, x: sum(
+      l.size for l in jax.tree_util.tree_leaves(jax.eval_shape(module.init, jax.random.PRNGKey(0),
+                                                               x)))
+  gen, disc, z_dim = ref.make_models(model, shape)
+  assert z_dim == pair.z_dim
+  assert ref.param_count(gen) == count(pair.generator, jax.ShapeDtypeStruct((1, z_dim), 'f4'))
+  assert ref.param_count(disc) == count(pair.discriminator,
+                                        jax.ShapeDtypeStruct((1,) + shape, 'f4'))
+
+
+def test_run_all_uses_a_worker_per_device_count_and_writes_reports(tmp_path):
+  groups = [(2, [dict(kind='step', model='mlp', overrides=TINY),
+                 dict(kind='step', model='mlp', population=2, overrides=TINY,
+                      loss='no_such_loss')])]
+  records = bench.run_all(True, str(tmp_path), groups, dict(SETTINGS, deadline_s=120))
+  steps = [r for r in records if r['kind'] == 'step' and 'step_ms' in r]
+  assert len(steps) == 1 and steps[0]['devices'] == 2 and steps[0]['batch_size'] == 64
+  assert any('no_such_loss' in r.get('error', '') for r in records)
+  lines = (tmp_path / 'bench_quick.jsonl').read_text().splitlines()
+  assert [json.loads(l)['kind'] for l in lines][0] == 'env'
+  assert '## Train step' in (tmp_path / 'bench_quick.md').read_text()

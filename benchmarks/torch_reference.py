@@ -13,7 +13,10 @@ The same layers and parameter counts as `ganjax.models` (checked by
    and the generator EMA when ``ema_decay > 0`` (cifar10/celeba64: 0.999).
 
 Threads: `make_step` calls ``torch.set_num_threads(os.cpu_count())`` (2 on the
-benchmark machine), the whole machine, as XLA's CPU backend uses it.
+benchmark machine), the whole machine, as XLA's CPU backend uses it. The
+harness runs it with ``OMP_WAIT_POLICY=PASSIVE`` (unless set): with OpenMP's
+default spin-waiting, 2 threads on 2 cores shared with any other load ran the
+DCGAN step 5x slower and the MLP step 100x slower (benchmarks/NOTES.md).
 
     python benchmarks/torch_reference.py   # prints the parameter counts and one step time
 """
@@ -24,6 +27,7 @@ import os
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -126,7 +130,7 @@ def param_count(module: nn.Module) -> int:
 
 def to_torch_batch(batch) -> torch.Tensor:
   """One real batch (numpy, NHWC for images) -> a torch tensor (NCHW for images)."""
-  x = torch.as_tensor(batch, dtype=torch.float32)
+  x = torch.tensor(np.asarray(batch), dtype=torch.float32)
   return x.permute(0, 3, 1, 2).contiguous() if x.ndim == 4 else x
 
 

@@ -1,10 +1,12 @@
 """Benchmark harness: the compiled train step, input pipeline, checkpoints, PyTorch.
 
-    python -m ganjax.bench [--quick] [--out DIR]     # or: ./run.sh bench [--quick] [--out DIR]
+    python -m ganjax.bench [--quick] [--out DIR] [--only KIND,...]   # or: ./run.sh bench ...
 
 Writes ``DIR/bench_{quick,full}.jsonl`` (one JSON record per measurement) and
 ``DIR/bench_{quick,full}.md`` (tables and the targets); DIR defaults to
-``benchmarks/results``. Cases run in one worker subprocess per device count
+``benchmarks/results``. ``--only input,checkpoint`` runs only those kinds of
+case (step, compare, input, real_vs_synthetic, checkpoint) and adds them to
+the file names. Cases run in one worker subprocess per device count
 (1, 2, 8 fake CPU devices: ``XLA_FLAGS=--xla_force_host_platform_device_count``
 must be set before JAX starts), so their peak memory is also separate.
 
@@ -72,24 +74,25 @@ def settings(quick: bool) -> dict:
 
 
 def plan(quick: bool) -> list[tuple[int, list[dict]]]:
-  """(device count, cases) per worker, cheapest first within each."""
+  """(device count, cases) per worker, ordered so that every kind of case gets time."""
   from ganjax import losses  # pylint: disable=g-import-not-at-top
-  names = ('classic', 'wgan') if quick else losses.names()
-  pops = (4, 16)
-  groups = []
-  for model in ('mlp', 'dcgan32') + (() if quick else ('dcgan64',)):
-    cases = [dict(kind='compare', model=model)]
-    cases += [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
-    if model == 'mlp' or not quick:
-      cases += [dict(kind='step', model=model, population=p) for p in pops]
-    groups.append((1, cases))
+
+  def sweep(model, names, pops):
+    return ([dict(kind='compare', model=model)]
+            + [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
+            + [dict(kind='step', model=model, population=p) for p in pops])
+
   io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
   io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
   io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
-  groups.append((1, io))
-  for devices in (2, 8):
-    models = ('mlp',) if quick else ('mlp', 'dcgan32', 'dcgan64')
-    groups.append((devices, [dict(kind='step', model=m) for m in models]))
+  if quick:
+    return [(1, sweep('mlp', ('wgan',), (4, 16))), (2, [dict(kind='step', model='mlp')]),
+            (8, [dict(kind='step', model='mlp')]), (1, sweep('dcgan32', (), ())), (1, io)]
+  names, pops = losses.names(), (4, 16)
+  groups = [(1, sweep('mlp', names, pops)), (1, sweep('dcgan32', names, pops)), (1, io)]
+  groups += [(d, [dict(kind='step', model=m) for m in ('mlp', 'dcgan32')]) for d in (2, 8)]
+  groups += [(1, sweep('dcgan64', names, pops))]
+  groups += [(d, [dict(kind='step', model='dcgan64')]) for d in (2, 8)]
   return groups
 
 
@@ -215,6 +218,11 @@ def case_step(spec: dict, budget: Budget) -> Iterator[dict]:
   yield step_record(run, times)
 
 
+def _sig(x: float, digits: int = 4) -> float:
+  """`x` rounded to `digits` significant digits."""
+  return float(f'{x:.{digits}g}')
+
+
 def step_record(run: JaxStep, times: list[float], **extra) -> dict:
   ms = sorted(t * 1e3 for t in times)
   return dict(kind='step', **run.info, input='synthetic', per='generator step',
@@ -248,8 +256,8 @@ def case_compare(spec: dict, budget: Budget) -> Iterator[dict]:
   yield step_record(run, jax_times, interleaved_with='torch')
   yield dict(kind='compare', **run.info, reps=reps, steps_per_rep=k,
              ganjax_ms=round(jax_ms, 3), torch_ms=round(torch_ms, 3),
-             ratio=round(jax_ms / torch_ms, 4), rep_ratio_min=round(min(rep_ratios), 4),
-             rep_ratio_max=round(max(rep_ratios), 4), **torch_info,
+             ratio=_sig(jax_ms / torch_ms), rep_ratio_min=_sig(min(rep_ratios)),
+             rep_ratio_max=_sig(max(rep_ratios)), **torch_info,
              peak_rss_mb=peak_rss_mb())
 
 
@@ -279,6 +287,7 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
                        d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']))
   real = ref.to_torch_batch(np.asarray(run.batch)[0])
   info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+              omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''),
               params_generator=counts['generator'],
               params_discriminator=counts['discriminator'])
   return lambda: step(real), info
@@ -337,7 +346,7 @@ def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
   r, s = median(real), median(synthetic)
   yield dict(kind='real_vs_synthetic', **run.info, dataset=c.dataset, blocks=len(real),
              steps_per_block=k, real_steps_per_s=round(r, 3), synthetic_steps_per_s=round(s, 3),
-             overhead=round(1 - r / s, 4), peak_rss_mb=peak_rss_mb())
+             overhead=_sig(1 - r / s), peak_rss_mb=peak_rss_mb())
 
 
 def case_checkpoint(spec: dict, budget: Budget) -> Iterator[dict]:
@@ -381,7 +390,7 @@ def case_checkpoint(spec: dict, budget: Budget) -> Iterator[dict]:
              save_call_ms=round(call_ms, 3), save_call_ms_max=round(max(calls) * 1e3, 3),
              save_and_wait_ms=round(median(totals) * 1e3, 3), step_ms=round(step_ms, 3),
              step_during_save_ms=round(median(during) * 1e3, 3),
-             blocks_steps=round(call_ms / step_ms, 4), peak_rss_mb=peak_rss_mb())
+             blocks_steps=_sig(call_ms / step_ms), peak_rss_mb=peak_rss_mb())
 
 
 CASES = {'step': case_step, 'compare': case_compare, 'input': case_input,
@@ -529,12 +538,13 @@ def markdown(records: list[dict]) -> str:
   rows = []
   for r in by('step'):
     base = steps.get(_key(dict(r, population=1)))
-    rows.append([r['model'], r['loss'], r['penalty'], r['n_dis'], r['population'],
-                 r['devices'], r['batch_size'], _f(r['compile_s']), _f(r['step_ms'], 2),
-                 f'{_f(r["step_ms_min"], 2)}–{_f(r["step_ms_max"], 2)}', r['steps'],
-                 _f(r['step_ms'] / r['population'], 2),
+    g = lambda k, digits=None: (r.get(k, '') if digits is None else _f(r.get(k), digits))
+    rows.append([g('model'), g('loss'), g('penalty'), g('n_dis'), g('population'),
+                 g('devices'), g('batch_size'), g('compile_s', 1), g('step_ms', 2),
+                 f'{g("step_ms_min", 2)}–{g("step_ms_max", 2)}', g('steps'),
+                 _f(r['step_ms'] / r.get('population', 1), 2),
                  _f(r['step_ms'] / base['step_ms'], 2) if base else '',
-                 _f(r['peak_rss_mb'], 0)])
+                 g('peak_rss_mb', 0)])
   parts.append(_table(['model', 'loss', 'penalty', 'n_dis', 'pop', 'devices', 'batch',
                        'compile s', 'step ms', 'min–max ms', 'steps', 'ms/member',
                        'x pop-1', 'peak RSS MB'], rows))
@@ -550,7 +560,7 @@ def markdown(records: list[dict]) -> str:
   rows = []
   for r in by('step'):
     one = steps.get((r['model'], r['loss'], 1, r['population']))
-    if r['devices'] > 1 and one:
+    if r.get('devices', 1) > 1 and one:
       rows.append([r['model'], r['loss'], r['population'], r['devices'], _f(one['step_ms'], 2),
                    _f(r['step_ms'], 2), _f(one['step_ms'] / r['step_ms'], 2)])
   parts.append('\n## Device count (fake CPU devices sharing the same cores)\n')
@@ -598,7 +608,8 @@ def run_worker(devices: int, cases: list[dict], s: dict, deadline: float,
   """Runs one worker subprocess with `devices` fake CPU devices; yields its records."""
   flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
            if not f.startswith('--xla_force_host_platform_device_count')]
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=os.pathsep.join(
+  env = dict(os.environ, JAX_PLATFORMS='cpu', OMP_WAIT_POLICY=os.environ.get(
+      'OMP_WAIT_POLICY', 'PASSIVE'), PYTHONPATH=os.pathsep.join(
       p for p in (REPO, os.environ.get('PYTHONPATH')) if p),
              XLA_FLAGS=' '.join(flags + [f'--xla_force_host_platform_device_count={devices}']))
   spec = dict(devices=devices, cases=cases, settings=s, deadline=deadline, measured=measured)
@@ -648,17 +659,26 @@ def environment(quick: bool) -> dict:
   return dict(kind='env', mode='quick' if quick else 'full', jax=jax.__version__,
               flax=flax.__version__, torch=torch_version, python=platform.python_version(),
               cpu_count=os.cpu_count(), machine=platform.machine(), system=platform.system(),
-              xla_flags=os.environ.get('XLA_FLAGS', ''), load_avg_1m=os.getloadavg()[0],
-              date=time.strftime('%Y-%m-%d %H:%M:%S %z'), command=' '.join(sys.argv))
+              xla_flags=os.environ.get('XLA_FLAGS', ''),
+              load_avg_1m=round(os.getloadavg()[0], 2),
+              date=time.strftime('%Y-%m-%d %H:%M:%S %z'),
+              command=' '.join(['python -m ganjax.bench'] + sys.argv[1:]))
 
 
-def run_all(quick: bool, out: str, groups=None, s: dict | None = None) -> list[dict]:
-  """Runs every group, writes the JSON lines and the markdown; returns the records."""
+def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
+            only: tuple[str, ...] = ()) -> list[dict]:
+  """Runs every group (or only cases of the kinds `only`), writes the JSON lines and the
+  markdown (``bench_{quick,full}[_KINDS].{jsonl,md}`` in `out`); returns the records."""
+  unknown = set(only) - set(CASES)
+  if unknown:
+    raise ValueError(f'unknown case kinds {sorted(unknown)}; valid: {", ".join(CASES)}.')
   s = s or settings(quick)
   start = time.time()
   deadline = start + s['deadline_s']
   records, measured = [environment(quick)], {}
-  for devices, cases in groups or plan(quick):
+  groups = [(d, [c for c in cases if not only or c['kind'] in only])
+            for d, cases in groups or plan(quick)]
+  for devices, cases in [(d, cases) for d, cases in groups if cases]:
     for record in run_worker(devices, cases, s, deadline, measured):
       records.append(record)
       print('bench:', one_line(record), file=sys.stderr, flush=True)
@@ -666,10 +686,11 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None) -> list[d
           and record.get('population') == 1 and record.get('loss') == 'classic'):
         measured[record['model']] = record['step_ms'] / 1e3
   records.append(dict(kind='total', wall_s=round(time.time() - start, 1),
-                      load_avg_1m=os.getloadavg()[0]))
+                      load_avg_1m=round(os.getloadavg()[0], 2)))
   records += targets(records)
   os.makedirs(out, exist_ok=True)
-  name = os.path.join(out, 'bench_quick' if quick else 'bench_full')
+  name = os.path.join(out, ('bench_quick' if quick else 'bench_full')
+                      + ''.join(f'_{k}' for k in only))
   with open(name + '.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in records)
   with open(name + '.md', 'w') as f:
@@ -683,13 +704,15 @@ def main(argv=None) -> None:
       '\n')[0])
   parser.add_argument('--quick', action='store_true', help='fewer cases and steps (~2 min)')
   parser.add_argument('--out', default=DEFAULT_OUT, help='output directory')
+  parser.add_argument('--only', default='', help='comma-separated case kinds to run: '
+                      + ', '.join(CASES))
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.worker:
     with open(args.worker) as f:
       worker(json.load(f))
     return
-  run_all(args.quick, args.out)
+  run_all(args.quick, args.out, only=tuple(k for k in args.only.split(',') if k))
 
 
 if __name__ == '__main__':

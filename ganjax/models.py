@@ -113,6 +113,29 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
   return x.reshape(n, h * block, w * block, c_out)
 
 
+def _phase_matmuls(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 3x3 phase convolution with only its non-zero taps: 4 matmuls of 2x2 patches.
+
+  Each output phase (a, b) reads a 2x2 input window, so this does 16 (not 36)
+  multiply-adds per input pixel and channel pair, as the transposed convolution.
+  Returns (N, H, W, 4·Cout) in `_phase_kernel`'s channel order.
+  """
+  n, h, w, cin = x.shape
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  shifted = lambda dy, dx: xp[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w, :]
+  phases = []
+  for a in range(2):
+    for b in range(2):
+      taps = [(dy, dx, _PHASE_TAPS[a, dy + 1], _PHASE_TAPS[b, dx + 1])
+              for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+              if _PHASE_TAPS[a, dy + 1] >= 0 and _PHASE_TAPS[b, dx + 1] >= 0]
+      patches = jnp.concatenate([shifted(dy, dx) for dy, dx, _, _ in taps], axis=-1)
+      k = jnp.concatenate([kernel[ky, kx] for _, _, ky, kx in taps], axis=0)
+      phases.append(jnp.dot(patches.reshape(n * h * w, -1), k.astype(x.dtype)))
+  # (N·H·W, Cout) per phase -> (N, H, W, phase, Cout): channel (a·2 + b)·Cout + c.
+  return jnp.stack(phases, axis=-2).reshape(n, h, w, 4 * kernel.shape[-1])
+
+
 class Upsample2x(nn.Module):
   """Transposed conv (k=4, s=2, p=1) as a phase-decomposed 3x3 convolution."""
   features: int
@@ -123,8 +146,10 @@ class Upsample2x(nn.Module):
   def __call__(self, x):
     cin = x.shape[-1]
     kernel = self.param('kernel', nn.initializers.normal(0.02), (4, 4, cin, self.features))
-    y = conv2d(x, _phase_kernel(kernel).astype(x.dtype), (1, 1), ((1, 1), (1, 1)),
-               self.conv_impl)
+    if _resolve_impl(self.conv_impl) == 'matmul':
+      y = _phase_matmuls(x, kernel)
+    else:
+      y = conv2d(x, _phase_kernel(kernel).astype(x.dtype), (1, 1), ((1, 1), (1, 1)), 'lax')
     y = depth_to_space(y)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,))

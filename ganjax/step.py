@@ -166,9 +166,12 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
       aux['d_grad_norm'] = optax.tree.norm(grads)
       return (d_params, d_opt, d_stats), aux
 
-    (d_params, d_opt, d_stats), d_aux = jax.lax.scan(
-        d_update, (m['d_params'], m['d_opt'], m['d_stats']), jnp.arange(cfg.n_dis))
-    d_aux = jax.tree_util.tree_map(lambda x: x[-1], d_aux)
+    # A Python loop, not lax.scan: on CPU, XLA runs convolution gradients inside a loop
+    # 30-100x slower than outside one (benchmarks/NOTES.md); compile time grows with n_dis.
+    carry = (m['d_params'], m['d_opt'], m['d_stats'])
+    for i in range(cfg.n_dis):
+      carry, d_aux = d_update(carry, jnp.int32(i))
+    d_params, d_opt, d_stats = carry
 
     z = noise(jax.random.fold_in(key, cfg.n_dis), n_local)
 

@@ -7,7 +7,7 @@ import time
 import jax
 import pytest
 
-from ganjax import bench, models
+from ganjax import bench, bench_report, models
 
 TINY = {'model_options.hidden': [16, 16], 'model_options.z_dim': 4, 'batch_size': 64}
 SETTINGS = dict(bench.settings(quick=True), case_s=0.2, min_steps=3, max_steps=5,
@@ -52,7 +52,7 @@ def test_targets_are_ratios_of_two_measured_numbers():
            checkpoint_bytes=2**20, save_and_wait_ms=9.0, save_call_ms_max=4.0,
            step_during_save_ms=2.5),
   ]
-  got = {t['name']: t for t in bench.targets(records)}
+  got = {t['name']: t for t in bench_report.targets(records)}
   pop4 = got['mlp population 4: cost / one member (classic, 1 dev)']
   assert (pop4['value'], pop4['limit'], pop4['met']) == (5.0, 4, False)
   assert got['mlp population 16: cost / one member (classic, 1 dev)']['met']
@@ -60,7 +60,7 @@ def test_targets_are_ratios_of_two_measured_numbers():
   assert got['dcgan32 step: ganjax / PyTorch']['met'] is None  # not measured
   assert got['ring real input: throughput lost vs synthetic']['met']
   assert got['mlp async save(): blocking / one step']['met'] is False
-  text = bench.markdown(records + list(got.values()) +
+  text = bench_report.markdown(records + list(got.values()) +
                         [dict(kind='step', model='dcgan64', skipped='too slow')])
   assert '| mlp population 4: cost / one member (classic, 1 dev) | 5.0 | 4 | **no** |' in text
   assert 'too slow' in text

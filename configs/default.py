@@ -47,6 +47,8 @@ def get_config() -> config_dict.ConfigDict:
       hidden=config_dict.placeholder(tuple),         # mlp: hidden widths (128, 128, 128)
       width=config_dict.placeholder(int),            # dcgan: base channel count (64)
       spectral_norm=config_dict.placeholder(bool),   # dcgan: spectral norm in D (False)
+      batch_norm=config_dict.placeholder(bool),      # dcgan: batch norm in G (False); its
+                                                     # statistics are averaged over devices
   ))
   c.batch_size = 256                 # global batch (all devices, all processes)
   # --- optimisation

@@ -163,7 +163,8 @@ class MLPGenerator(nn.Module):
   out_dim: int = 2
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, train: bool = False):
+    del train  # no batch norm
     h = z
     for width in self.hidden:
       h = nn.relu(nn.Dense(width)(h))
@@ -193,22 +194,37 @@ def _num_upsamples(size: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-  """z -> dense -> base×base×(width·2^(k-1)) -> k × [Upsample2x, ReLU] -> tanh."""
+  """z -> dense -> base×base×(width·2^(k-1)) -> k × [Upsample2x, (BN), ReLU] -> tanh.
+
+  With `batch_norm` (DCGAN's generator), batch statistics are averaged over
+  the mesh axis `axis_name` in training (``train=True``, inside the sharded
+  step), and the running averages (collection ``batch_stats``) are used with
+  ``train=False`` (initialisation, sampling).
+  """
   size: int = 32
   channels: int = 3
   width: int = 64
   conv_impl: str = 'auto'   # see CONV_IMPLS
+  batch_norm: bool = False
+  axis_name: str | None = None
 
   @nn.compact
-  def __call__(self, z):
+  def __call__(self, z, train: bool = False):
     k = _num_upsamples(self.size)
     base = _BASE[self.size]
     c = self.width * 2 ** (k - 1)
-    h = nn.relu(nn.Dense(base * base * c)(z)).reshape(z.shape[0], base, base, c)
+    h = self._norm(nn.Dense(base * base * c)(z), train)
+    h = nn.relu(h).reshape(z.shape[0], base, base, c)
     for i in range(k - 1):
       c //= 2
-      h = nn.relu(Upsample2x(c, conv_impl=self.conv_impl)(h))
+      h = nn.relu(self._norm(Upsample2x(c, conv_impl=self.conv_impl)(h), train))
     return jnp.tanh(Upsample2x(self.channels, conv_impl=self.conv_impl)(h))
+
+  def _norm(self, h, train):
+    if not self.batch_norm:
+      return h
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                        axis_name=self.axis_name if train else None)(h)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -246,7 +262,8 @@ class ModelPair:
 
 
 MODELS = ('mlp', 'dcgan')
-_OPTIONS = {'mlp': ('z_dim', 'hidden'), 'dcgan': ('z_dim', 'width', 'spectral_norm')}
+_OPTIONS = {'mlp': ('z_dim', 'hidden'),
+            'dcgan': ('z_dim', 'width', 'spectral_norm', 'batch_norm')}
 
 
 def check_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -278,6 +295,7 @@ def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None 
     _num_upsamples(size)
     width = int(options.pop('width', 64))
     sn = bool(options.pop('spectral_norm', False))
-    pair = ModelPair(DCGANGenerator(size, channels, width),
+    bn = bool(options.pop('batch_norm', False))
+    pair = ModelPair(DCGANGenerator(size, channels, width, batch_norm=bn, axis_name='data'),
                      DCGANDiscriminator(size, width, sn), z_dim)
   return pair

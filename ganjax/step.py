@@ -3,7 +3,11 @@
 State layout (a plain dict, so Orbax saves it as is)::
 
     {'step': int32 scalar,
-     'members': {'g_params', 'd_params', 'd_stats', 'g_opt', 'd_opt', 'ema', 'key'}}
+     'members': {'g_params', 'g_stats', 'd_params', 'd_stats', 'g_opt', 'd_opt', 'ema',
+                 'key', 'first_nonfinite', 'skipped'}}
+
+(`g_stats`/`d_stats`: the generator's batch-norm and the discriminator's
+spectral-norm state, empty dicts when the model has none.)
 
 Every leaf under ``members`` has a leading population axis. The step is
 written per device with pmap semantics: gradients and metrics are averaged
@@ -72,10 +76,10 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
   def init(seed, g_lr, d_lr):
     key = jax.random.PRNGKey(seed)
     kg, kd, root = jax.random.split(key, 3)
-    g_params, _ = _split_vars(pair.generator.init(kg, jnp.zeros((1, pair.z_dim))))
+    g_params, g_stats = _split_vars(pair.generator.init(kg, jnp.zeros((1, pair.z_dim))))
     d_params, d_stats = _split_vars(pair.discriminator.init(kd, jnp.zeros((1,) + example_shape)))
     return {
-        'g_params': g_params, 'd_params': d_params, 'd_stats': d_stats,
+        'g_params': g_params, 'g_stats': g_stats, 'd_params': d_params, 'd_stats': d_stats,
         'g_opt': make_optimizer(dict(cfg.g_optimizer), g_lr).init(g_params),
         'd_opt': make_optimizer(dict(cfg.d_optimizer), d_lr).init(d_params),
         'ema': g_params if cfg.ema_decay > 0 else {},
@@ -116,6 +120,13 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
   def noise(key, n):
     return jax.vmap(lambda k: jax.random.normal(k, (pair.z_dim,)))(_example_keys(key, n))
 
+  def g_apply(g_params, g_stats, z):
+    """The generator in training mode; returns (samples, updated batch-norm stats)."""
+    if not g_stats:
+      return gen.apply({'params': g_params}, z, train=True), g_stats
+    out, new = gen.apply({'params': g_params, **g_stats}, z, train=True, mutable=list(g_stats))
+    return out, dict(new)
+
   def d_apply(d_params, d_stats, x, update_stats=False):
     variables = {'params': d_params, **d_stats}
     if not d_stats:
@@ -146,7 +157,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
       d_params, d_opt, d_stats = carry
       kz, kp = jax.random.split(jax.random.fold_in(key, i))
       real = batch[i]
-      fake = gen.apply({'params': m['g_params']}, noise(kz, n_local))
+      fake, _ = g_apply(m['g_params'], m['g_stats'], noise(kz, n_local))
 
       def loss_fn(dp):
         real_logits, stats = d_apply(dp, d_stats, real, update_stats=True)
@@ -176,12 +187,13 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     z = noise(jax.random.fold_in(key, cfg.n_dis), n_local)
 
     def g_loss_fn(gp):
-      fake_logits, _ = d_apply(d_params, d_stats, gen.apply({'params': gp}, z))
+      fake, g_stats = g_apply(gp, m['g_stats'], z)
+      fake_logits, _ = d_apply(d_params, d_stats, fake)
       real_logits = (d_apply(d_params, d_stats, batch[-1])[0]
                      if loss.needs_real_for_generator else None)
-      return loss.generator(fake_logits, real_logits, **g_opts)
+      return loss.generator(fake_logits, real_logits, **g_opts), g_stats
 
-    g_loss, g_grads = jax.value_and_grad(g_loss_fn)(m['g_params'])
+    (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(m['g_params'])
     g_grads = jax.lax.pmean(g_grads, parallel.AXIS)
     updates, g_opt = g_tx.update(g_grads, m['g_opt'], m['g_params'])
     g_params = optax.apply_updates(m['g_params'], updates)
@@ -192,7 +204,8 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     metrics = dict(d_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
     metrics = jax.lax.pmean(metrics, parallel.AXIS)
     metrics['finite'] = jnp.all(jnp.stack([jnp.isfinite(v) for v in metrics.values()]))
-    new = dict(m, g_params=g_params, d_params=d_params, d_stats=d_stats, g_opt=g_opt,
+    new = dict(m, g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
+               g_opt=g_opt,
                d_opt=d_opt, ema=ema)
     return new, metrics
 
@@ -221,11 +234,11 @@ def make_step(pair: models.ModelPair, cfg: StepConfig, mesh) -> Callable:
 
 
 def make_sampler(pair: models.ModelPair) -> Callable:
-  """jit ``(g_params, key, n) -> samples`` for one member (host-side evaluation)."""
+  """jit ``(g_params, g_stats, key, n) -> samples`` for one member (evaluation mode)."""
 
-  @functools.partial(jax.jit, static_argnums=2)
-  def sample(g_params, key, n):
+  @functools.partial(jax.jit, static_argnums=3)
+  def sample(g_params, g_stats, key, n):
     z = jax.random.normal(key, (n, pair.z_dim))
-    return pair.generator.apply({'params': g_params}, z)
+    return pair.generator.apply({'params': g_params, **g_stats}, z, train=False)
 
   return sample

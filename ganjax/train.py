@@ -168,7 +168,7 @@ class Evaluator:
       if config.ema_decay > 0:
         generators['ema_'] = m['ema']
       for prefix, g_params in generators.items():
-        samples = np.asarray(sampler(g_params, key, config.eval_samples))
+        samples = np.asarray(sampler(g_params, m['g_stats'], key, config.eval_samples))
         if self.dataset.name in data.MIXTURES:
           centers, std = data.mixture_centers(self.dataset.name)
           scores = metrics_lib.mode_metrics(samples, centers, std)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
@@ -27,6 +28,12 @@ CASES = {
     'relativistic_dragan': dict(_SGD, loss='relativistic', penalty='dragan', penalty_weight=1.0),
     'hinge_population': dict(_SGD, loss='hinge', population=2),
     'classic_adam': {},
+    # DCGAN with batch norm in G: its statistics must be averaged over devices.
+    'dcgan_batch_norm': dict(_SGD, dataset='digits', model='dcgan', image_metrics=False,
+                             eval_samples=64, steps=6, checkpoint_every=6,
+                             data_dir=os.path.join(tempfile.gettempdir(), 'ganjax_test_tfds'),
+                             **{'model_options.hidden': None, 'model_options.z_dim': 8,
+                                'model_options.width': 8, 'model_options.batch_norm': True}),
 }
 
 SCRIPT = r'''
@@ -73,6 +80,13 @@ def test_eight_devices_match_one_device(eight_device_runs, tmp_path, name):
   train.train_and_evaluate(tiny_config(**CASES[name]), str(tmp_path / name))
   one = load_state(str(tmp_path / name))['members']
   eight = load_state(os.path.join(root, name))['members']
+  if name == 'dcgan_batch_norm':
+    assert 'batch_stats' in one['g_stats']
+    means = [x for p, x in jax.tree_util.tree_leaves_with_path(one['g_stats']) if 'mean' in str(p)]
+    assert means and all(np.abs(x).max() > 0 for x in means)  # running averages were updated
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5), one['g_stats'],
+        eight['g_stats'])
   for k in ('g_params', 'd_params'):
     if name.endswith('adam'):  # see _SGD: all close, a few near-zero-gradient ones within lr·steps
       jax.tree_util.tree_map(lambda a, b: _mostly_close(a, b, lr=2e-4, steps=20), one[k], eight[k])

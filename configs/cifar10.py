@@ -4,22 +4,12 @@
     ./run.sh --config=configs/cifar10.py --workdir=runs/cifar10
 """
 
-from configs import default
+from configs import mnist
 
 
 def get_config():
-  c = default.get_config()
+  c = mnist.get_config()  # the same DCGAN recipe
   c.name = 'cifar10'
   c.dataset = 'cifar10'
-  c.model = 'dcgan'
-  c.model_options.width = 64
-  c.batch_size = 64
   c.steps = 50000
-  c.g_optimizer.learning_rate = 2e-4
-  c.d_optimizer.learning_rate = 2e-4
-  c.ema_decay = 0.999
-  c.eval_samples = 10000
-  c.log_every = 500
-  c.eval_every = 5000
-  c.checkpoint_every = 2000
   return c

@@ -6,12 +6,11 @@
 CelebA has no class labels, so the feature-space metrics are off (samples only).
 """
 
-from configs import mnist
+from configs import cifar10
 
 
 def get_config():
-  c = mnist.get_config()  # the same DCGAN recipe
+  c = cifar10.get_config()  # the same DCGAN recipe and length
   c.name = 'celeba64'
   c.dataset = 'celeba64'
-  c.steps = 50000
   return c

@@ -4,20 +4,16 @@
     ./run.sh --config=configs/mnist.py --workdir=runs/mnist
 """
 
-from configs import default
+from configs import digits
 
 
 def get_config():
-  c = default.get_config()
+  c = digits.get_config()  # the digits DCGAN recipe, full width and longer
   c.name = 'mnist'
   c.dataset = 'mnist'
-  c.model = 'dcgan'
   c.model_options.width = 64
-  c.batch_size = 64
+  c.model_options.z_dim = None  # the model's default, 100
   c.steps = 20000
-  c.g_optimizer.learning_rate = 2e-4
-  c.d_optimizer.learning_rate = 2e-4
-  c.ema_decay = 0.999
   c.eval_samples = 10000
   c.log_every = 500
   c.eval_every = 5000

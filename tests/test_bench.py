@@ -7,30 +7,30 @@ import time
 import jax
 import pytest
 
-from ganjax import bench, bench_report, models
+from ganjax import bench, bench_cases, bench_report, models
 
 TINY = {'model_options.hidden': [16, 16], 'model_options.z_dim': 4, 'batch_size': 64}
-SETTINGS = dict(bench.settings(quick=True), case_s=0.2, min_steps=3, max_steps=5,
+SETTINGS = dict(bench_cases.settings(quick=True), case_s=0.2, min_steps=3, max_steps=5,
                 compare_reps=2, compare_s=0.5, saves=1)
 
 
 def _budget():
-  return bench.Budget(SETTINGS, time.time() + 120)
+  return bench_cases.Budget(SETTINGS, time.time() + 120)
 
 
 def test_median_and_config_overrides():
-  assert bench.median([3.0, 1.0, 2.0]) == 2.0
-  assert bench.median([4.0, 1.0, 2.0, 3.0]) == 2.5
-  c = bench.make_config('mlp', 'wgan', 2, TINY)
+  assert bench_cases.median([3.0, 1.0, 2.0]) == 2.0
+  assert bench_cases.median([4.0, 1.0, 2.0, 3.0]) == 2.5
+  c = bench_cases.make_config('mlp', 'wgan', 2, TINY)
   assert (c.batch_size, c.model_options.hidden, c.population, c.n_dis) == (64, (16, 16), 2, 5)
-  assert bench.make_config('dcgan32').batch_size == 64
-  assert bench.make_config('mlp').batch_size == 512
+  assert bench_cases.make_config('dcgan32').batch_size == 64
+  assert bench_cases.make_config('mlp').batch_size == 512
   with pytest.raises(ValueError, match='valid: mlp, dcgan32'):
-    bench.make_config('resnet')
+    bench_cases.make_config('resnet')
 
 
 def test_step_case_times_the_compiled_step():
-  [r] = bench.case_step(dict(kind='step', model='mlp', overrides=TINY), _budget())
+  [r] = bench_cases.case_step(dict(kind='step', model='mlp', overrides=TINY), _budget())
   assert r['kind'] == 'step' and r['model'] == 'mlp' and r['devices'] == jax.device_count()
   assert (r['loss'], r['population'], r['batch_size'], r['per']) == (
       'classic', 1, 64, 'generator step')
@@ -68,7 +68,7 @@ def test_targets_are_ratios_of_two_measured_numbers():
 
 def test_compare_interleaves_ganjax_and_torch():
   pytest.importorskip('torch')
-  step, compare = bench.case_compare(dict(kind='compare', model='mlp', overrides=TINY),
+  step, compare = bench_cases.case_compare(dict(kind='compare', model='mlp', overrides=TINY),
                                      _budget())
   assert step['kind'] == 'step' and step['interleaved_with'] == 'torch'
   assert compare['reps'] == 2 and compare['ganjax_ms'] > 0 and compare['torch_ms'] > 0

@@ -57,7 +57,7 @@ def test_population_members_differ_and_match_lone_runs(tmp_path):
 
 
 def test_per_member_hyperparameters(tmp_path):
-  # Same seed for all members (seed differs by i, so compare lr effects via opt state).
+  # Per-member learning rates land in the optimiser states; per-member penalty weights apply.
   cfg = tiny_config(population=2, steps=4, log_every=2, checkpoint_every=2)
   cfg.g_optimizer.learning_rate = (1e-4, 3e-4)
   cfg.penalty = 'r1'

@@ -1,0 +1,362 @@
+"""The benchmark cases: configs, timing helpers and one generator per case kind.
+
+Each ``case_*`` function runs inside a `ganjax.bench` worker process and yields
+JSON-able records; `CASES` maps a case kind to its function.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import resource
+import shutil
+import tempfile
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# model key -> (config module, example shape (None: the dataset's own), fixed fields)
+MODELS = {
+    'mlp': ('ring', (2,), {'batch_size': 512}),
+    'dcgan32': ('cifar10', (32, 32, 3), {'batch_size': 64}),
+    'dcgan64': ('celeba64', (64, 64, 3), {'batch_size': 64}),
+    'digits': ('digits', None, {'batch_size': 64}),
+}
+
+# ------------------------------------------------------------------- config --
+
+def settings(quick: bool) -> dict:
+  """Time budgets (seconds) and step counts of a quick or full run."""
+  if quick:
+    return dict(deadline_s=150, case_s=3.0, max_step_s=15.0, min_steps=3, max_steps=50,
+                compare_reps=4, compare_s=8.0, io_batches=30, blocks=4, block_steps=10,
+                saves=3)
+  return dict(deadline_s=1140, case_s=15.0, max_step_s=70.0, min_steps=5, max_steps=300,
+              compare_reps=8, compare_s=40.0, io_batches=200, blocks=8, block_steps=25,
+              saves=5)
+
+
+def plan(quick: bool) -> list[tuple[int, list[dict]]]:
+  """(device count, cases) per worker, ordered so that every kind of case gets time."""
+  from ganjax import losses  # pylint: disable=g-import-not-at-top
+
+  def sweep(model, names, pops):
+    return ([dict(kind='compare', model=model)]
+            + [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
+            + [dict(kind='step', model=model, population=p) for p in pops])
+
+  io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
+  io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
+  io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
+  if quick:
+    return [(1, sweep('mlp', ('wgan',), (4, 16))), (2, [dict(kind='step', model='mlp')]),
+            (8, [dict(kind='step', model='mlp')]), (1, sweep('dcgan32', (), ())), (1, io)]
+  names, pops = losses.names(), (4, 16)
+  groups = [(1, sweep('mlp', names, pops)), (1, sweep('dcgan32', names, pops)), (1, io)]
+  groups += [(d, [dict(kind='step', model=m) for m in ('mlp', 'dcgan32')]) for d in (2, 8)]
+  groups += [(1, sweep('dcgan64', names, pops))]
+  groups += [(d, [dict(kind='step', model='dcgan64')]) for d in (2, 8)]
+  return groups
+
+
+def make_config(model: str, loss: str = 'classic', population: int = 1,
+                overrides: dict | None = None):
+  """The model's config (configs/*.py) with `loss`, `population` and `overrides`, resolved.
+
+  `overrides` maps dotted field names to values, e.g. ``{'model_options.hidden': (32,)}``.
+  """
+  from ganjax import train  # pylint: disable=g-import-not-at-top
+  if model not in MODELS:
+    raise ValueError(f'unknown benchmark model {model!r}; valid: {", ".join(MODELS)}.')
+  config = importlib.import_module(f'configs.{MODELS[model][0]}').get_config()
+  config.loss, config.population = loss, population
+  for field, value in {**MODELS[model][2], **(overrides or {})}.items():
+    *path, last = field.split('.')
+    target = config
+    for p in path:
+      target = target[p]
+    target[last] = tuple(value) if isinstance(value, list) else value
+  return train.resolve_config(config)
+
+
+# ------------------------------------------------------------------ timing --
+
+def median(xs: list[float]) -> float:
+  xs = sorted(xs)
+  n = len(xs)
+  if not n:
+    raise ValueError('median of no measurements.')
+  return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def time_calls(fn: Callable[[], Any], n: int) -> list[float]:
+  """Seconds of each of `n` calls of `fn` (which must block until its work is done)."""
+  out = []
+  for _ in range(n):
+    t = time.perf_counter()
+    fn()
+    out.append(time.perf_counter() - t)
+  return out
+
+
+def peak_rss_mb() -> float:
+  """This process's peak resident memory so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return round(rss / (2**20 if sys.platform == 'darwin' else 2**10), 1)
+
+
+class JaxStep:
+  """A compiled train step on the default mesh, with its own (donated) state."""
+
+  def __init__(self, model: str, loss: str = 'classic', population: int = 1, dataset=None,
+               overrides: dict | None = None):
+    import jax  # pylint: disable=g-import-not-at-top
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    from ganjax import parallel, train  # pylint: disable=g-import-not-at-top
+    self.config = make_config(model, loss, population, overrides)
+    self.mesh = parallel.make_mesh()
+    parallel.check_batch(self.config.batch_size, self.mesh)
+    shape = MODELS[model][1] or dataset.example_shape
+    exp = train.build(self.config, shape, self.mesh)
+    c = self.config
+    if dataset is not None:
+      host = dataset.batch(0)
+    else:
+      rng = np.random.default_rng(0)
+      host = rng.uniform(-1, 1, (c.n_dis, c.batch_size) + shape).astype(np.float32)
+    self.batch = parallel.shard_batch(host, self.mesh)
+    self.state, self.penalty_weight = exp.state, exp.penalty_weight
+    t = time.perf_counter()
+    self.compiled = exp.step_fn.lower(self.state, self.batch, self.penalty_weight).compile()
+    self.compile_s = time.perf_counter() - t
+    self.metrics = None
+    self._jax = jax
+    self.info = dict(model=model, loss=c.loss, penalty=c.penalty, n_dis=c.n_dis,
+                     population=c.population, devices=jax.device_count(),
+                     batch_size=c.batch_size, example_shape=list(shape))
+
+  def step(self, batch=None) -> None:
+    """One step, not waited for."""
+    self.state, self.metrics = self.compiled(
+        self.state, self.batch if batch is None else batch, self.penalty_weight)
+
+  def sync(self) -> None:
+    self._jax.block_until_ready((self.state, self.metrics))
+
+  def blocking_step(self) -> None:
+    self.step()
+    self.sync()
+
+
+class Budget:
+  """How many steps fit a time budget, and the worker's deadline."""
+
+  def __init__(self, s: dict, deadline: float):
+    self.s, self.deadline = s, deadline
+
+  def left(self) -> float:
+    return self.deadline - time.time()
+
+  def steps(self, step_s: float, budget_s: float | None = None) -> int:
+    n = int((budget_s or self.s['case_s']) / max(step_s, 1e-6))
+    n = min(n, int(0.5 * self.left() / max(step_s, 1e-6)))
+    return max(self.s['min_steps'] if step_s < 1 else 1, min(self.s['max_steps'], n))
+
+  def warmup(self, fn: Callable[[], None]) -> float:
+    """Runs warm-up calls of `fn` (2 when fast, else 1); returns the last one's seconds."""
+    t = time_calls(fn, 1)[0]
+    if t < 1.0:
+      t = time_calls(fn, 1)[0]
+    return t
+
+
+# -------------------------------------------------------------------- cases --
+
+def case_step(spec: dict, budget: Budget) -> Iterator[dict]:
+  """The compiled step on synthetic input: compile time and median step time."""
+  run = JaxStep(spec['model'], spec.get('loss', 'classic'), spec.get('population', 1),
+                overrides=spec.get('overrides'))
+  warm = budget.warmup(run.blocking_step)
+  times = time_calls(run.blocking_step, budget.steps(warm))
+  yield step_record(run, times)
+
+
+def _sig(x: float, digits: int = 4) -> float:
+  """`x` rounded to `digits` significant digits."""
+  return float(f'{x:.{digits}g}')
+
+
+def step_record(run: JaxStep, times: list[float], **extra) -> dict:
+  ms = sorted(t * 1e3 for t in times)
+  return dict(kind='step', **run.info, input='synthetic', per='generator step',
+              compile_s=round(run.compile_s, 3), steps=len(ms),
+              step_ms=round(median(ms), 3), step_ms_min=round(ms[0], 3),
+              step_ms_max=round(ms[-1], 3), peak_rss_mb=peak_rss_mb(), **extra)
+
+
+def case_compare(spec: dict, budget: Budget) -> Iterator[dict]:
+  """ganjax vs PyTorch eager on the same batch, repetitions interleaved."""
+  run = JaxStep(spec['model'], overrides=spec.get('overrides'))
+  try:
+    torch_step, torch_info = _torch_step(run)
+  except ImportError as e:
+    warm = budget.warmup(run.blocking_step)
+    yield step_record(run, time_calls(run.blocking_step, budget.steps(warm)))
+    yield dict(kind='compare', model=spec['model'], skipped=f'PyTorch unavailable: {e}')
+    return
+  tj = budget.warmup(run.blocking_step)
+  tt = budget.warmup(torch_step)
+  reps = budget.s['compare_reps']
+  k = budget.steps(reps * (tj + tt), budget.s['compare_s'])
+  jax_times, torch_times, rep_ratios = [], [], []
+  for _ in range(reps):
+    j = time_calls(run.blocking_step, k)
+    t = time_calls(torch_step, k)
+    jax_times += j
+    torch_times += t
+    rep_ratios.append(median(j) / median(t))
+  jax_ms, torch_ms = median(jax_times) * 1e3, median(torch_times) * 1e3
+  yield step_record(run, jax_times, interleaved_with='torch')
+  yield dict(kind='compare', **run.info, reps=reps, steps_per_rep=k,
+             ganjax_ms=round(jax_ms, 3), torch_ms=round(torch_ms, 3),
+             ratio=_sig(jax_ms / torch_ms), rep_ratio_min=_sig(min(rep_ratios)),
+             rep_ratio_max=_sig(max(rep_ratios)), **torch_info,
+             peak_rss_mb=peak_rss_mb())
+
+
+def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
+  """The PyTorch reference step for `run`'s config, on `run`'s batch; equal parameter counts."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import torch  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+  import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  c = run.config
+  if c.loss != 'classic' or c.penalty != 'none' or c.n_dis != 1:
+    raise ValueError('the PyTorch reference implements the classic loss only.')
+  opts = {k: v for k, v in c.model_options.to_dict().items() if v is not None}
+  gen, disc, z_dim = ref.make_models(c.model, tuple(run.info['example_shape']), **opts)
+  members = jax.tree_util.tree_map(lambda x: x[0], run.state['members'])
+  counts = {side: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(members[k]))
+            for side, k in (('generator', 'g_params'), ('discriminator', 'd_params'))}
+  torch_counts = {'generator': ref.param_count(gen), 'discriminator': ref.param_count(disc)}
+  if counts != torch_counts:
+    raise AssertionError(f'parameter counts differ: ganjax {counts}, PyTorch {torch_counts}.')
+  g_opt, d_opt = c.g_optimizer.to_dict(), c.d_optimizer.to_dict()
+  if (g_opt['name'], d_opt['name']) != ('adam', 'adam') or any(
+      g_opt[k] != d_opt[k] for k in ('b1', 'b2')):
+    raise ValueError('the PyTorch reference uses Adam with the same betas for G and D.')
+  step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, g_lr=g_opt['learning_rate'],
+                       d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']))
+  real = ref.to_torch_batch(np.asarray(run.batch)[0])
+  info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+              omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''),
+              params_generator=counts['generator'],
+              params_discriminator=counts['discriminator'])
+  return lambda: step(real), info
+
+
+def case_input(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Batches per second of ``Dataset.batch(step)`` alone and through `data.prefetch`."""
+  from ganjax import data  # pylint: disable=g-import-not-at-top
+  c = make_config('mlp' if spec['dataset'] == 'ring' else spec['dataset'],
+                  overrides=spec.get('overrides'))
+  dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
+  n = budget.s['io_batches']
+  dataset.batch(0)
+  steps = iter(range(1, n + 1))
+  direct = time_calls(lambda: dataset.batch(next(steps)), n)
+  batches = data.prefetch(dataset, 0)
+  next(batches)
+  t = time.perf_counter()
+  for _ in range(n):
+    next(batches)
+  prefetched = (time.perf_counter() - t) / n
+  batches.close()
+  for mode, s in (('batch', median(direct)), ('prefetch', prefetched)):
+    yield dict(kind='input', dataset=c.dataset, mode=mode, batch_size=c.batch_size,
+               n_dis=c.n_dis, batches=n, ms_per_batch=round(s * 1e3, 4),
+               batches_per_s=round(1 / s, 1), examples_per_s=round(c.batch_size / s))
+
+
+def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Step throughput fed by prefetch + shard_batch vs the reused synthetic batch."""
+  from ganjax import data, parallel  # pylint: disable=g-import-not-at-top
+  c = make_config(spec['model'], overrides=spec.get('overrides'))
+  dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
+  run = JaxStep(spec['model'], dataset=dataset, overrides=spec.get('overrides'))
+  batches = data.prefetch(dataset, 0)
+
+  def real_step():
+    run.step(parallel.shard_batch(next(batches), run.mesh))
+
+  budget.warmup(lambda: (real_step(), run.sync()))
+  budget.warmup(run.blocking_step)
+  k = budget.s['block_steps']
+
+  def block(fn) -> float:
+    t = time.perf_counter()
+    for _ in range(k):
+      fn()
+    run.sync()
+    return k / (time.perf_counter() - t)
+
+  real, synthetic = [], []
+  for _ in range(budget.s['blocks']):
+    real.append(block(real_step))
+    synthetic.append(block(run.step))
+  batches.close()
+  r, s = median(real), median(synthetic)
+  yield dict(kind='real_vs_synthetic', **run.info, dataset=c.dataset, blocks=len(real),
+             steps_per_block=k, real_steps_per_s=round(r, 3), synthetic_steps_per_s=round(s, 3),
+             overhead=_sig(1 - r / s), peak_rss_mb=peak_rss_mb())
+
+
+def case_checkpoint(spec: dict, budget: Budget) -> Iterator[dict]:
+  """Save + wait time, and how long ``save()`` blocks the loop against one step."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from ganjax import checkpoint  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  run = JaxStep(spec['model'], overrides=spec.get('overrides'))
+  warm = budget.warmup(run.blocking_step)
+  step_times = time_calls(run.blocking_step, budget.steps(warm))
+  root = tempfile.mkdtemp(prefix='ganjax_bench_ckpt_')
+  ckpt = checkpoint.Checkpointer(os.path.join(root, 'checkpoints'), every=1, keep=2)
+  meta = lambda i: {'step': i, 'data_position': i, 'config': run.config.to_json()}
+  calls, totals, during = [], [], []
+  try:
+    for i in range(budget.s['saves'] + 1):  # the first is a warm-up
+      run.blocking_step()
+      t = time.perf_counter()
+      ckpt.save(2 * i + 1, run.state, meta(2 * i + 1), force=True)
+      call = time.perf_counter() - t
+      ckpt.wait()
+      total = time.perf_counter() - t
+      run.blocking_step()
+      t = time.perf_counter()
+      ckpt.save(2 * i + 2, run.state, meta(2 * i + 2), force=True)
+      call2 = time.perf_counter() - t
+      during_s = time_calls(run.blocking_step, 1)[0]  # a step while the save writes
+      ckpt.wait()
+      if i:
+        calls += [call, call2]
+        totals.append(total)
+        during.append(during_s)
+    size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in
+               os.walk(os.path.join(root, 'checkpoints', str(2 * budget.s['saves'] + 2)))
+               for f in fs)
+  finally:
+    ckpt.close()
+    shutil.rmtree(root, ignore_errors=True)
+  step_ms, call_ms = median(step_times) * 1e3, median(calls) * 1e3
+  yield dict(kind='checkpoint', **run.info, saves=len(totals), checkpoint_bytes=size,
+             save_call_ms=round(call_ms, 3), save_call_ms_max=round(max(calls) * 1e3, 3),
+             save_and_wait_ms=round(median(totals) * 1e3, 3), step_ms=round(step_ms, 3),
+             step_during_save_ms=round(median(during) * 1e3, 3),
+             blocks_steps=_sig(call_ms / step_ms), peak_rss_mb=peak_rss_mb())
+
+
+CASES = {'step': case_step, 'compare': case_compare, 'input': case_input,
+         'real_vs_synthetic': case_real_vs_synthetic, 'checkpoint': case_checkpoint}

@@ -128,18 +128,26 @@ def param_count(module: nn.Module) -> int:
   return sum(p.numel() for p in module.parameters())
 
 
-def to_torch_batch(batch) -> torch.Tensor:
+def to_torch_batch(batch, device: str = 'cpu') -> torch.Tensor:
   """One real batch (numpy, NHWC for images) -> a torch tensor (NCHW for images)."""
   x = torch.tensor(np.asarray(batch), dtype=torch.float32)
-  return x.permute(0, 3, 1, 2).contiguous() if x.ndim == 4 else x
+  x = x.permute(0, 3, 1, 2).contiguous() if x.ndim == 4 else x
+  return x.to(device)
 
 
 def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.0,
               g_lr: float = 2e-4, d_lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0,
-              threads: int | None = None) -> Callable[[torch.Tensor], dict]:
-  """``step(real) -> {'d_loss', 'g_loss'}`` (detached tensors): one D and one G update."""
+              threads: int | None = None, device: str = 'cpu') -> Callable[[torch.Tensor], dict]:
+  """``step(real) -> {'d_loss', 'g_loss'}`` (detached tensors): one D and one G update.
+
+  With ``device='cuda'`` the models move to the GPU and the step ends with
+  ``torch.cuda.synchronize()``, so a host timer around it times the GPU work.
+  """
   torch.set_num_threads(threads or os.cpu_count() or 1)
   torch.manual_seed(seed)
+  gen.to(device)
+  disc.to(device)
+  sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
   g_opt = torch.optim.Adam(gen.parameters(), lr=g_lr, betas=betas)
   d_opt = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=betas)
   ema = [p.detach().clone() for p in gen.parameters()] if ema_decay > 0 else None
@@ -148,7 +156,7 @@ def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.
   def step(real: torch.Tensor) -> dict:
     n = real.shape[0]
     with torch.no_grad():
-      fake = gen(torch.randn(n, z_dim))
+      fake = gen(torch.randn(n, z_dim, device=device))
     d_loss = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
     d_opt.zero_grad(set_to_none=True)
     d_loss.backward()
@@ -156,7 +164,7 @@ def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.
 
     for p in d_params:
       p.requires_grad_(False)
-    g_loss = F.softplus(-disc(gen(torch.randn(n, z_dim)))).mean()
+    g_loss = F.softplus(-disc(gen(torch.randn(n, z_dim, device=device)))).mean()
     g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     g_opt.step()
@@ -165,6 +173,7 @@ def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.
     if ema is not None:
       with torch.no_grad():
         torch._foreach_lerp_(ema, list(gen.parameters()), 1.0 - ema_decay)  # pylint: disable=protected-access
+    sync()
     return {'d_loss': d_loss.detach(), 'g_loss': g_loss.detach()}
 
   return step

@@ -35,7 +35,7 @@ import argparse
 import contextlib
 import json
 import os
-import platform
+import platform as host
 import signal
 import subprocess
 import sys
@@ -48,6 +48,7 @@ from ganjax.bench_report import markdown, one_line, targets
 
 DEFAULT_OUT = os.path.join(REPO, 'benchmarks', 'results')
 PREFIX = 'BENCH '  # worker stdout lines carrying a JSON record
+_JAX_PLATFORMS = {'cpu': 'cpu', 'gpu': 'cuda', 'tpu': 'tpu'}  # --platform -> JAX_PLATFORMS
 
 
 
@@ -72,7 +73,9 @@ def worker(spec: dict) -> None:
   s, measured = spec['settings'], dict(spec.get('measured', {}))
   budget = Budget(s, spec['deadline'])
   emit = lambda r: print(PREFIX + json.dumps(r), flush=True)
-  if jax.device_count() != spec['devices']:
+  if spec['devices'] is None:
+    spec['devices'] = jax.device_count()
+  elif jax.device_count() != spec['devices']:
     raise RuntimeError(f'worker has {jax.device_count()} devices, expected {spec["devices"]}; '
                        'XLA_FLAGS must be set before JAX starts.')
   for case in spec['cases']:
@@ -104,15 +107,20 @@ def worker(spec: dict) -> None:
 
 # ------------------------------------------------------------- orchestrator --
 
-def run_worker(devices: int, cases: list[dict], s: dict, deadline: float,
-               measured: dict) -> Iterator[dict]:
-  """Runs one worker subprocess with `devices` fake CPU devices; yields its records."""
+def run_worker(devices: int | None, cases: list[dict], s: dict, deadline: float,
+               measured: dict, platform: str = 'cpu') -> Iterator[dict]:
+  """Runs one worker subprocess; yields its records.
+
+  On the CPU it gets `devices` fake devices; on an accelerator (`devices` None)
+  all of the platform's real ones.
+  """
   flags = [f for f in os.environ.get('XLA_FLAGS', '').split()
            if not f.startswith('--xla_force_host_platform_device_count')]
-  env = dict(os.environ, JAX_PLATFORMS='cpu', OMP_WAIT_POLICY=os.environ.get(
+  if platform == 'cpu':
+    flags.append(f'--xla_force_host_platform_device_count={devices}')
+  env = dict(os.environ, JAX_PLATFORMS=_JAX_PLATFORMS[platform], OMP_WAIT_POLICY=os.environ.get(
       'OMP_WAIT_POLICY', 'PASSIVE'), PYTHONPATH=os.pathsep.join(
-      p for p in (REPO, os.environ.get('PYTHONPATH')) if p),
-             XLA_FLAGS=' '.join(flags + [f'--xla_force_host_platform_device_count={devices}']))
+      p for p in (REPO, os.environ.get('PYTHONPATH')) if p), XLA_FLAGS=' '.join(flags))
   spec = dict(devices=devices, cases=cases, settings=s, deadline=deadline, measured=measured)
   with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
     json.dump(spec, f)
@@ -149,7 +157,7 @@ def _kill_after(proc: subprocess.Popen, seconds: float):
     signal.signal(signal.SIGALRM, previous)
 
 
-def environment(quick: bool) -> dict:
+def environment(quick: bool, platform: str = 'cpu') -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   import flax  # pylint: disable=g-import-not-at-top
   try:
@@ -157,9 +165,10 @@ def environment(quick: bool) -> dict:
     torch_version = torch.__version__
   except ImportError:
     torch_version = None
-  return dict(kind='env', mode='quick' if quick else 'full', jax=jax.__version__,
-              flax=flax.__version__, torch=torch_version, python=platform.python_version(),
-              cpu_count=os.cpu_count(), machine=platform.machine(), system=platform.system(),
+  return dict(kind='env', mode='quick' if quick else 'full', platform=platform,
+              jax=jax.__version__,
+              flax=flax.__version__, torch=torch_version, python=host.python_version(),
+              cpu_count=os.cpu_count(), machine=host.machine(), system=host.system(),
               xla_flags=os.environ.get('XLA_FLAGS', ''),
               load_avg_1m=round(os.getloadavg()[0], 2),
               date=time.strftime('%Y-%m-%d %H:%M:%S %z'),
@@ -167,23 +176,26 @@ def environment(quick: bool) -> dict:
 
 
 def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
-            only: tuple[str, ...] = ()) -> list[dict]:
+            only: tuple[str, ...] = (), platform: str = 'cpu') -> list[dict]:
   """Runs every group (or only cases of the kinds `only`), writes the JSON lines and the
-  markdown (``bench_{quick,full}[_KINDS].{jsonl,md}`` in `out`); returns the records."""
+  markdown (``bench_{quick,full}[_PLATFORM][_KINDS].{jsonl,md}`` in `out`; no PLATFORM
+  part for the CPU); returns the records."""
+  if platform not in _JAX_PLATFORMS:
+    raise ValueError(f'unknown platform {platform!r}; valid: {", ".join(_JAX_PLATFORMS)}.')
   unknown = set(only) - set(CASES)
   if unknown:
     raise ValueError(f'unknown case kinds {sorted(unknown)}; valid: {", ".join(CASES)}.')
   s = s or settings(quick)
   start = time.time()
   deadline = start + s['deadline_s']
-  records, measured = [environment(quick)], {}
+  records, measured = [environment(quick, platform)], {}
   groups = [(d, [c for c in cases if not only or c['kind'] in only])
-            for d, cases in groups or plan(quick)]
+            for d, cases in groups or plan(quick, platform)]
   for devices, cases in [(d, cases) for d, cases in groups if cases]:
-    for record in run_worker(devices, cases, s, deadline, measured):
+    for record in run_worker(devices, cases, s, deadline, measured, platform):
       records.append(record)
       print('bench:', one_line(record), file=sys.stderr, flush=True)
-      if (record.get('kind') == 'step' and record.get('devices') == 1
+      if (record.get('kind') == 'step' and record.get('devices') in (1, devices)
           and record.get('population') == 1 and record.get('loss') == 'classic'):
         measured[record['model']] = record['step_ms'] / 1e3
   records.append(dict(kind='total', wall_s=round(time.time() - start, 1),
@@ -191,6 +203,7 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
   records += targets(records)
   os.makedirs(out, exist_ok=True)
   name = os.path.join(out, ('bench_quick' if quick else 'bench_full')
+                      + ('' if platform == 'cpu' else f'_{platform}')
                       + ''.join(f'_{k}' for k in only))
   with open(name + '.jsonl', 'w') as f:
     f.writelines(json.dumps(r) + '\n' for r in records)
@@ -207,13 +220,21 @@ def main(argv=None) -> None:
   parser.add_argument('--out', default=DEFAULT_OUT, help='output directory')
   parser.add_argument('--only', default='', help='comma-separated case kinds to run: '
                       + ', '.join(CASES))
+  parser.add_argument('--deadline_s', type=float, default=None,
+                      help='overall time budget in seconds (default: 150 quick, 1140 full)')
+  parser.add_argument('--platform', default='cpu', choices=sorted(_JAX_PLATFORMS),
+                      help='cpu (fake 1, 2 and 8 devices) or the real devices of gpu/tpu')
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
   if args.worker:
     with open(args.worker) as f:
       worker(json.load(f))
     return
-  run_all(args.quick, args.out, only=tuple(k for k in args.only.split(',') if k))
+  s = settings(args.quick)
+  if args.deadline_s is not None:
+    s['deadline_s'] = args.deadline_s
+  run_all(args.quick, args.out, s=s, only=tuple(k for k in args.only.split(',') if k),
+          platform=args.platform)
 
 
 if __name__ == '__main__':

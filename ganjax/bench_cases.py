@@ -38,8 +38,14 @@ def settings(quick: bool) -> dict:
               saves=5)
 
 
-def plan(quick: bool) -> list[tuple[int, list[dict]]]:
-  """(device count, cases) per worker, ordered so that every kind of case gets time."""
+def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
+  """(device count, cases) per worker, ordered so that every kind of case gets time.
+
+  On the CPU the workers fake 1, 2 and 8 devices. On an accelerator (`platform`
+  'gpu' or 'tpu') one worker uses the real devices: the step and population
+  sweeps, the PyTorch comparison on the same device, the ring input and the
+  checkpoint cases (digits needs a prepared TFDS directory, so it is left out).
+  """
   from ganjax import losses  # pylint: disable=g-import-not-at-top
 
   def sweep(model, names, pops):
@@ -47,6 +53,15 @@ def plan(quick: bool) -> list[tuple[int, list[dict]]]:
             + [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
             + [dict(kind='step', model=model, population=p) for p in pops])
 
+  if platform != 'cpu':
+    models = ('mlp', 'dcgan32') + (() if quick else ('dcgan64',))
+    cases = [dict(kind='compare', model=m) for m in ('mlp', 'dcgan32', 'dcgan64')]
+    cases += [dict(kind='step', model=m, population=p) for m in models for p in (4, 16)]
+    cases += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
+    cases += [dict(kind='checkpoint', model=m) for m in ('mlp', 'dcgan32')]
+    cases += [dict(kind='step', model=m, loss=n) for m in models
+              for n in (('wgan',) if quick else losses.names()) if n != 'classic']
+    return [(None, cases)]
   io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
   io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
   io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
@@ -135,6 +150,7 @@ class JaxStep:
     self._jax = jax
     self.info = dict(model=model, loss=c.loss, penalty=c.penalty, n_dis=c.n_dis,
                      population=c.population, devices=jax.device_count(),
+                     device_kind=jax.devices()[0].device_kind,
                      batch_size=c.batch_size, example_shape=list(shape))
 
   def step(self, batch=None) -> None:
@@ -248,10 +264,21 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
   if (g_opt['name'], d_opt['name']) != ('adam', 'adam') or any(
       g_opt[k] != d_opt[k] for k in ('b1', 'b2')):
     raise ValueError('the PyTorch reference uses Adam with the same betas for G and D.')
+  device = 'cpu'
+  if jax.default_backend() == 'gpu':
+    if not torch.cuda.is_available():
+      raise ImportError('JAX runs on a GPU but this PyTorch build sees no CUDA device')
+    device = 'cuda'
+    # XLA's default float32 precision on NVIDIA GPUs uses TF32 for dots and convolutions;
+    # let cuBLAS/cuDNN do the same, and let cuDNN pick its algorithms as XLA autotunes.
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
   step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, g_lr=g_opt['learning_rate'],
-                       d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']))
-  real = ref.to_torch_batch(np.asarray(run.batch)[0])
+                       d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']),
+                       device=device)
+  real = ref.to_torch_batch(np.asarray(run.batch)[0], device)
   info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
+              torch_device=device if device == 'cpu' else torch.cuda.get_device_name(),
               omp_wait_policy=os.environ.get('OMP_WAIT_POLICY', ''),
               params_generator=counts['generator'],
               params_discriminator=counts['discriminator'])

@@ -82,9 +82,10 @@ def markdown(records: list[dict]) -> str:
   by = lambda kind: [r for r in records if r.get('kind') == kind and 'skipped' not in r
                      and 'error' not in r]
   steps = _steps(records)
-  parts = [f'# ganjax benchmark ({env.get("mode")})\n',
+  kind = next((r['device_kind'] for r in records if r.get('device_kind')), None)
+  parts = [f'# ganjax benchmark ({env.get("mode")}, {env.get("platform", "cpu")})\n',
            f'`{env.get("command")}` on {env.get("date")}: {env.get("cpu_count")} CPUs '
-           f'({env.get("machine")}), jax {env.get("jax")}, flax {env.get("flax")}, '
+           f'({env.get("machine")}), JAX devices: {kind}, jax {env.get("jax")}, flax {env.get("flax")}, '
            f'torch {env.get("torch")}, XLA_FLAGS `{env.get("xla_flags") or ""}`; '
            f'{total.get("wall_s")} s in all; 1-minute load average {env.get("load_avg_1m")} at '
            f'the start, {total.get("load_avg_1m")} at the end (each record has its own).\n',
@@ -108,10 +109,11 @@ def markdown(records: list[dict]) -> str:
   parts.append('\n## ganjax vs PyTorch eager (interleaved in one process)\n')
   parts.append(_table(
       ['model', 'batch', 'ganjax ms', 'PyTorch ms', 'ratio', 'per-rep ratio', 'reps x steps',
-       'torch threads', 'params G / D'],
+       'torch device (threads)', 'params G / D'],
       [[r['model'], r['batch_size'], _f(r['ganjax_ms'], 2), _f(r['torch_ms'], 2),
         _f(r['ratio'], 3), f'{_f(r["rep_ratio_min"], 3)}–{_f(r["rep_ratio_max"], 3)}',
-        f'{r["reps"]} x {r["steps_per_rep"]}', r['torch_threads'],
+        f'{r["reps"]} x {r["steps_per_rep"]}',
+        f'{r.get("torch_device", "cpu")} ({r["torch_threads"]})',
         f'{r["params_generator"]:,} / {r["params_discriminator"]:,}']
        for r in by('compare')]))
   rows = []
@@ -120,9 +122,10 @@ def markdown(records: list[dict]) -> str:
     if r.get('devices', 1) > 1 and one:
       rows.append([r['model'], r['loss'], r['population'], r['devices'], _f(one['step_ms'], 2),
                    _f(r['step_ms'], 2), _f(one['step_ms'] / r['step_ms'], 2)])
-  parts.append('\n## Device count (fake CPU devices sharing the same cores)\n')
-  parts.append(_table(['model', 'loss', 'pop', 'devices', '1-device ms', 'ms', 'speed-up'],
-                      rows))
+  if rows:
+    parts.append('\n## Device count (fake CPU devices sharing the same cores)\n')
+    parts.append(_table(['model', 'loss', 'pop', 'devices', '1-device ms', 'ms', 'speed-up'],
+                        rows))
   parts.append('\n## Input pipeline alone\n')
   parts.append(_table(['dataset', 'mode', 'batch', 'n_dis', 'ms/batch', 'batches/s',
                        'examples/s'],

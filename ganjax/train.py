@@ -79,6 +79,7 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f'ema_decay={config.ema_decay}; it must be in [0, 1).')
   split_loss_options(loss, _set_options(config.loss_options))
+  population_chunk(config)
   return config
 
 
@@ -115,7 +116,19 @@ def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
       n_dis=config.n_dis, ema_decay=float(config.ema_decay),
       g_optimizer=tuple(sorted(_optimizer_spec(config.g_optimizer).items())),
       d_optimizer=tuple(sorted(_optimizer_spec(config.d_optimizer).items())),
-      skip_nonfinite=bool(config.skip_nonfinite))
+      skip_nonfinite=bool(config.skip_nonfinite),
+      population_chunk=population_chunk(config))
+
+
+def population_chunk(config: config_dict.ConfigDict) -> int:
+  """Members per vmapped chunk: the config's, else 1 on a CPU and all on accelerators."""
+  chunk = config.get('population_chunk')
+  if chunk is None:
+    return 1 if jax.default_backend() == 'cpu' else config.population
+  if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:
+    raise ValueError(f'population_chunk={chunk!r}: give a positive number of members, or '
+                     'None for the default (1 on a CPU, all members on accelerators).')
+  return min(chunk, config.population)
 
 
 def member_params(members: Any, i: int) -> dict:
@@ -280,13 +293,12 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   sampler = step_lib.make_sampler(pair)
   writer = MetricWriter(workdir, config.steps, enabled=is_chief)
   preemption = _Preemption()
-  batches = data.prefetch(dataset, start)
+  batches = data.prefetch(dataset, start, put=lambda b: parallel.shard_batch(b, mesh))
   metrics, results, stopped_early = None, [], False
   t_start = time.time()
   try:
     for done in range(start + 1, config.steps + 1):
-      batch = parallel.shard_batch(next(batches), mesh)
-      state, metrics = step_fn(state, batch, penalty_weight)
+      state, metrics = step_fn(state, next(batches), penalty_weight)
       preempted = preemption.requested.is_set() or ckpt.reached_preemption(done)
       force_save = done == config.steps or preempted
       saving = force_save or ckpt.should_save(done)
@@ -312,10 +324,11 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
         stopped_early = True
         break
   finally:
-    ckpt.wait()
-    ckpt.close()
-    writer.close()
-    preemption.restore()
+    try:
+      ckpt.close()  # waits for the queued saves; raises a failed save's error
+    finally:
+      writer.close()
+      preemption.restore()
 
   final_step = int(parallel.to_host(state['step']))
   members_host = parallel.to_host(state['members'])

@@ -21,7 +21,7 @@ import dataclasses
 import os
 import queue
 import threading
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -204,8 +204,14 @@ def open_tfds(name: str, data_dir: str):
 
 # --------------------------------------------------------------- prefetch --
 
-def prefetch(dataset: Dataset, start_step: int, depth: int = 2) -> Iterator[np.ndarray]:
-  """Yields ``dataset.batch(step)`` for step = start_step, ..., read ahead in a thread."""
+def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
+             put: Callable[[np.ndarray], Any] | None = None) -> Iterator[Any]:
+  """Yields ``dataset.batch(step)`` for step = start_step, ..., read ahead in a thread.
+
+  `put` (e.g. ``lambda b: parallel.shard_batch(b, mesh)``) runs in that thread
+  too, so the host-to-device copy of the next batches overlaps the current
+  step instead of delaying its dispatch.
+  """
   q: queue.Queue = queue.Queue(maxsize=depth)
   stop = threading.Event()
 
@@ -214,6 +220,8 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2) -> Iterator[np.n
     while not stop.is_set():
       try:
         item = dataset.batch(step)
+        if put is not None:
+          item = put(item)
       except Exception as e:  # pylint: disable=broad-except
         item = e
       while not stop.is_set():

@@ -58,6 +58,8 @@ def get_config() -> config_dict.ConfigDict:
   c.ema_decay = 0.0                  # generator EMA decay (0 disables)
   c.seed = 0                         # member i of the population uses seed + i
   c.population = 1                   # independent GANs trained in one vmapped step
+  c.population_chunk = config_dict.placeholder(int)  # members vmapped at once, chunks in a
+                                     # loop; None: 1 on a CPU, all members on accelerators
   c.skip_nonfinite = False           # False: stop at a non-finite loss/gradient; True: skip
                                      # that update (counted in eval.json's skipped_steps)
   # --- schedules and outputs

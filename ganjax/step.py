@@ -12,7 +12,10 @@ spectral-norm state, empty dicts when the model has none.)
 Every leaf under ``members`` has a leading population axis. The step is
 written per device with pmap semantics: gradients and metrics are averaged
 with ``lax.pmean`` over the mesh axis ``data``; `make_step` vmaps it over the
-population and compiles it once with ``jit(shard_map(...))``.
+population and compiles it once with ``jit(shard_map(...))``. With
+``population_chunk`` c < population, the members run c at a time (vmapped)
+in a ``lax.map`` loop: on a CPU, whose cores one member's ops already fill,
+that costs less than one wide vmap (benchmarks/NOTES.md, section 10).
 
 Randomness: member i's root key is ``PRNGKey(seed + i)``; the step folds in
 the step number, then the update index, then each example's *global* index,
@@ -48,6 +51,7 @@ class StepConfig:
   g_optimizer: tuple[tuple[str, Any], ...]  # (name, b1, b2) without the learning rate
   d_optimizer: tuple[tuple[str, Any], ...]
   skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
+  population_chunk: int = 0     # members vmapped together, chunks in sequence; 0: all at once
 
 
 def make_optimizer(spec: dict, learning_rate) -> optax.GradientTransformation:
@@ -211,8 +215,12 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
 
   def per_device_step(state, batch, penalty_weight):
     old, step = state['members'], state['step']
-    members, metrics = jax.vmap(member_step, in_axes=(0, None, None, 0))(
-        old, step, batch, penalty_weight)
+    run = lambda m, weight: member_step(m, step, batch, weight)
+    if 0 < cfg.population_chunk < penalty_weight.shape[0]:
+      members, metrics = jax.lax.map(lambda args: run(*args), (old, penalty_weight),
+                                     batch_size=cfg.population_chunk)
+    else:
+      members, metrics = jax.vmap(run)(old, penalty_weight)
     finite = metrics['finite']  # (population,), identical on every device
     if cfg.skip_nonfinite:
       keep = lambda new, prev: jnp.where(finite.reshape((-1,) + (1,) * (new.ndim - 1)), new, prev)

@@ -56,6 +56,23 @@ def test_population_members_differ_and_match_lone_runs(tmp_path):
                            member[k], lone[k])
 
 
+def test_population_chunks_compute_the_same_members(tmp_path):
+  # population_chunk only changes how members are batched (lax.map over vmapped chunks).
+  states = {}
+  for chunk in (1, 2, 4):
+    cfg = tiny_config(population=4, steps=6, log_every=3, checkpoint_every=6,
+                      population_chunk=chunk)
+    cfg.penalty, cfg.penalty_weight = 'r1', (0.0, 1.0, 2.0, 3.0)
+    train.train_and_evaluate(cfg, str(tmp_path / str(chunk)))
+    states[chunk] = load_state(str(tmp_path / str(chunk)))['members']
+  for chunk in (2, 4):
+    for k in ('g_params', 'd_params', 'g_opt'):
+      jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                             states[chunk][k], states[1][k])
+  assert train.population_chunk(tiny_config(population=4)) == 1  # the CPU default
+  assert train.population_chunk(tiny_config(population=4, population_chunk=9)) == 4
+
+
 def test_per_member_hyperparameters(tmp_path):
   # Per-member learning rates land in the optimiser states; per-member penalty weights apply.
   cfg = tiny_config(population=2, steps=4, log_every=2, checkpoint_every=2)
@@ -82,6 +99,7 @@ def test_per_member_hyperparameters(tmp_path):
     ('penalty_weight', (1.0, 2.0), 'one per population member'),
     ('loss_options.margin', 2.0, 'valid: form, generator, label_smoothing'),
     ('model_options.width', 8, r"\['width'\] do not apply to model mlp"),
+    ('population_chunk', 0, 'positive number of members'),
 ])
 def test_bad_configs_fail_before_compiling(workdir, field, value, match):
   cfg = tiny_config(**{field: value})

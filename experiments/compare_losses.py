@@ -57,6 +57,17 @@ PUBLISHED = {
 }
 
 
+# VEEGAN (Srivastava et al. 2017), Table 1, has GAN, ALI, Unrolled GAN and VEEGAN on the same
+# protocol, but its table is published only as an image, which could not be read where this was
+# written; quoting numbers from memory would not be a source, so the report points to it instead.
+VEEGAN_NOTE = ('VEEGAN (Srivastava et al. 2017, arXiv:1705.07761), Table 1, reports GAN, ALI, '
+               'Unrolled GAN and VEEGAN under the same protocol (2,500 samples, high quality = '
+               'within 3 std of the nearest mode, mean of five runs). Its values are not copied '
+               'here: the table is an image (arXiv PDF; '
+               'https://github.com/akashgit/VEEGAN/blob/master/tab.png) that could not be read '
+               'offline, and unchecked numbers are not a reference.')
+
+
 def make_config(dataset, variant, steps, seeds, evals, quick=False):
   loss, options = VARIANTS[variant]
   config = importlib.import_module(f'configs.{dataset}').get_config()
@@ -176,6 +187,7 @@ def write_report(args, results):
       lines += ['', 'Published, same protocol (their networks and training lengths differ):', '',
                 '| method | modes | hq_fraction |', '|---|---|---|']
       lines += [f'| {name} | {modes} | {hq} |' for name, modes, hq in PUBLISHED[dataset]]
+      lines += ['', VEEGAN_NOTE]
     if dataset == 'digits':
       acc = by_variant[next(iter(by_variant))]['members'][0].get('feature_accuracy')
       lines += ['', f'Features: ganjax.features classifier trained on the digits training split '

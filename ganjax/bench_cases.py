@@ -181,15 +181,13 @@ class Budget:
     return max(self.s['min_steps'] if step_s < 1 else 1, min(self.s['max_steps'], n))
 
   def warmup(self, fn: Callable[[], None], max_calls: int = 6) -> float:
-    """Calls `fn` until a call is no longer much faster than the one before (first-call
-    work such as cuDNN's autotuning done), at most `max_calls` times, and one call when
-    that takes over 5 s; returns the last call's seconds."""
+    """Calls `fn` at least twice, until a call is no longer much faster than the one
+    before (first-call work such as cuDNN's autotuning done) or takes over 5 s, at most
+    `max_calls` times; returns the last call's seconds."""
     t = time_calls(fn, 1)[0]
     for _ in range(max_calls - 1):
-      if t > 5.0:
-        break
       previous, t = t, time_calls(fn, 1)[0]
-      if t > 0.7 * previous:
+      if t > 0.7 * previous or t > 5.0:
         break
     return t
 

@@ -8,11 +8,12 @@ TARGETS = {'torch_ratio': {'dcgan32': 0.7, 'mlp': 0.5}, 'real_input_overhead': 0
 
 
 def _key(r: dict) -> tuple:
-  return (r.get('model'), r.get('loss', 'classic'), r.get('devices', 1), r.get('population', 1))
+  return (r.get('model'), r.get('loss', 'classic'), r.get('devices', 1), r.get('population', 1),
+          r.get('steps_per_call', 1))
 
 
 def _steps(records: list[dict]) -> dict:
-  """(model, loss, devices, population) -> the first measured step record."""
+  """(model, loss, devices, population, steps_per_call) -> the first measured step record."""
   out = {}
   for r in records:
     if r.get('kind') == 'step' and 'step_ms' in r:
@@ -34,15 +35,17 @@ def targets(records: list[dict]) -> list[dict]:
     add(f'{model} step: ganjax / PyTorch', r and r['ratio'], limit,
         f'{r["ganjax_ms"]:.1f} ms / {r["torch_ms"]:.1f} ms' if r else 'not measured')
   steps = _steps(records)
-  for (model, loss, devices, pop), r in steps.items():
-    base = steps.get((model, loss, devices, 1))
+  for (model, loss, devices, pop, k), r in steps.items():
+    base = steps.get((model, loss, devices, 1, k))
     if pop > 1 and base:
       add(f'{model} population {pop}: cost / one member ({loss}, {devices} dev)',
           round(r['step_ms'] / base['step_ms'], 3), pop,
           f'{r["step_ms"]:.1f} ms / {base["step_ms"]:.1f} ms')
   for r in records:
     if r.get('kind') == 'real_vs_synthetic' and 'overhead' in r:
-      add(f'{r["dataset"]} real input: throughput lost vs synthetic', r['overhead'],
+      k = r.get('steps_per_call', 1)
+      add(f'{r["dataset"]} real input: throughput lost vs synthetic'
+          + (f' ({k} steps per call)' if k > 1 else ''), r['overhead'],
           TARGETS['real_input_overhead'], f'{r["real_steps_per_s"]:.2f} vs '
           f'{r["synthetic_steps_per_s"]:.2f} steps/s')
     if r.get('kind') == 'checkpoint' and 'blocks_steps' in r:
@@ -98,12 +101,13 @@ def markdown(records: list[dict]) -> str:
     base = steps.get(_key(dict(r, population=1)))
     g = lambda k, digits=None: (r.get(k, '') if digits is None else _f(r.get(k), digits))
     rows.append([g('model'), g('loss'), g('penalty'), g('n_dis'), g('population'),
-                 g('devices'), g('batch_size'), g('compile_s', 1), g('step_ms', 2),
+                 r.get('steps_per_call', 1), g('devices'), g('batch_size'), g('compile_s', 1), g('step_ms', 2),
                  f'{g("step_ms_min", 2)}–{g("step_ms_max", 2)}', g('steps'),
                  _f(r['step_ms'] / r.get('population', 1), 2),
                  _f(r['step_ms'] / base['step_ms'], 2) if base else '',
                  g('peak_rss_mb', 0)])
-  parts.append(_table(['model', 'loss', 'penalty', 'n_dis', 'pop', 'devices', 'batch',
+  parts.append(_table(['model', 'loss', 'penalty', 'n_dis', 'pop', 'steps/call', 'devices',
+                       'batch',
                        'compile s', 'step ms', 'min–max ms', 'steps', 'ms/member',
                        'x pop-1', 'peak RSS MB'], rows))
   parts.append('\n## ganjax vs PyTorch eager (interleaved in one process)\n')
@@ -118,7 +122,7 @@ def markdown(records: list[dict]) -> str:
        for r in by('compare')]))
   rows = []
   for r in by('step'):
-    one = steps.get((r['model'], r['loss'], 1, r['population']))
+    one = steps.get((r['model'], r['loss'], 1, r['population'], r.get('steps_per_call', 1)))
     if r.get('devices', 1) > 1 and one:
       rows.append([r['model'], r['loss'], r['population'], r['devices'], _f(one['step_ms'], 2),
                    _f(r['step_ms'], 2), _f(one['step_ms'] / r['step_ms'], 2)])
@@ -133,9 +137,9 @@ def markdown(records: list[dict]) -> str:
                         _f(r['ms_per_batch'], 3), _f(r['batches_per_s']),
                         f'{r["examples_per_s"]:,}'] for r in by('input')]))
   parts.append('\n## Real input (prefetch + shard_batch) vs synthetic, interleaved blocks\n')
-  parts.append(_table(['model', 'dataset', 'batch', 'real steps/s', 'synthetic steps/s',
-                       'throughput lost', 'blocks x steps'],
-                      [[r['model'], r['dataset'], r['batch_size'],
+  parts.append(_table(['model', 'dataset', 'batch', 'steps/call', 'real steps/s',
+                       'synthetic steps/s', 'throughput lost', 'blocks x calls'],
+                      [[r['model'], r['dataset'], r['batch_size'], r.get('steps_per_call', 1),
                         _f(r['real_steps_per_s'], 2), _f(r['synthetic_steps_per_s'], 2),
                         f'{100 * r["overhead"]:.1f}%', f'{r["blocks"]} x {r["steps_per_block"]}']
                        for r in by('real_vs_synthetic')]))

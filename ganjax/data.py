@@ -205,12 +205,13 @@ def open_tfds(name: str, data_dir: str):
 # --------------------------------------------------------------- prefetch --
 
 def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
-             put: Callable[[np.ndarray], Any] | None = None) -> Iterator[Any]:
+             put: Callable[[np.ndarray], Any] | None = None, steps: int = 1) -> Iterator[Any]:
   """Yields ``dataset.batch(step)`` for step = start_step, ..., read ahead in a thread.
 
   `put` (e.g. ``lambda b: parallel.shard_batch(b, mesh)``) runs in that thread
   too, so the host-to-device copy of the next batches overlaps the current
-  step instead of delaying its dispatch.
+  step instead of delaying its dispatch. With `steps` k > 1 each item stacks
+  the batches of k consecutive steps: ``(k, n_dis, local_batch, ...)``.
   """
   q: queue.Queue = queue.Queue(maxsize=depth)
   stop = threading.Event()
@@ -219,7 +220,8 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
     step = start_step
     while not stop.is_set():
       try:
-        item = dataset.batch(step)
+        item = (dataset.batch(step) if steps == 1 else
+                np.stack([dataset.batch(step + i) for i in range(steps)]))
         if put is not None:
           item = put(item)
       except Exception as e:  # pylint: disable=broad-except
@@ -230,7 +232,7 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
           break
         except queue.Full:
           continue
-      step += 1
+      step += steps
 
   thread = threading.Thread(target=work, daemon=True)
   thread.start()

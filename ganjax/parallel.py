@@ -17,6 +17,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 AXIS = 'data'
 REPLICATED = P()
 BATCH = P(None, AXIS)  # (n_dis, examples, ...): shard the example axis
+STEPS_BATCH = P(None, None, AXIS)  # (steps, n_dis, examples, ...): several steps' batches
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -38,9 +39,11 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, NamedSharding(mesh, REPLICATED))
 
 
-def shard_batch(local_batch: np.ndarray, mesh: Mesh) -> jax.Array:
-  """Assembles each process's (n_dis, local_examples, ...) into one global array."""
-  return jax.make_array_from_process_local_data(NamedSharding(mesh, BATCH), local_batch)
+def shard_batch(local_batch: np.ndarray, mesh: Mesh, steps_axis: bool = False) -> jax.Array:
+  """Assembles each process's (n_dis, local_examples, ...) into one global array; with
+  `steps_axis`, (steps, n_dis, local_examples, ...)."""
+  spec = STEPS_BATCH if steps_axis else BATCH
+  return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local_batch)
 
 
 def to_host(tree: Any) -> Any:

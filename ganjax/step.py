@@ -233,12 +233,26 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
   return per_device_step
 
 
-def make_step(pair: models.ModelPair, cfg: StepConfig, mesh) -> Callable:
-  """The compiled global step: jit(shard_map(vmap(per-member step))), state donated."""
+def make_step(pair: models.ModelPair, cfg: StepConfig, mesh, steps_per_call: int = 1
+              ) -> Callable:
+  """The compiled global step: jit(shard_map(vmap(per-member step))), state donated.
+
+  With `steps_per_call` k > 1 one call runs k steps (a ``lax.scan``) on a batch
+  with a leading axis of k, ``(k, n_dis, batch, ...)``, and returns the last
+  step's metrics: the host dispatches and copies input once per k steps.
+  """
   R = parallel.REPLICATED
-  return parallel.data_parallel(
-      make_per_device_step(pair, cfg), mesh, in_specs=(R, parallel.BATCH, R),
-      out_specs=(R, R), donate_argnums=(0,))
+  one_step = make_per_device_step(pair, cfg)
+  if steps_per_call == 1:
+    return parallel.data_parallel(one_step, mesh, in_specs=(R, parallel.BATCH, R),
+                                  out_specs=(R, R), donate_argnums=(0,))
+
+  def steps(state, batches, penalty_weight):
+    state, metrics = jax.lax.scan(lambda s, b: one_step(s, b, penalty_weight), state, batches)
+    return state, jax.tree_util.tree_map(lambda x: x[-1], metrics)
+
+  return parallel.data_parallel(steps, mesh, in_specs=(R, parallel.STEPS_BATCH, R),
+                                out_specs=(R, R), donate_argnums=(0,))
 
 
 def make_sampler(pair: models.ModelPair) -> Callable:

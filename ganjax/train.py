@@ -40,7 +40,8 @@ LOSS_DEFAULTS = {
 }
 _OPTIMIZER_DEFAULTS = ('b1', 'b2')
 _POSITIVE = ('batch_size', 'steps', 'n_dis', 'population', 'log_every', 'eval_every',
-             'eval_samples', 'checkpoint_every', 'keep_checkpoints')
+             'eval_samples', 'checkpoint_every', 'keep_checkpoints', 'steps_per_call')
+_MULTIPLES_OF_CALL = ('steps', 'log_every', 'eval_every', 'checkpoint_every')
 
 
 # ------------------------------------------------------------------ config --
@@ -65,6 +66,11 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     value = config[field]
     if not isinstance(value, int) or value <= 0:
       raise ValueError(f'{field}={value!r}; it must be a positive integer.')
+  k = config.steps_per_call
+  bad = [f'{f}={config[f]}' for f in _MULTIPLES_OF_CALL if config[f] % k]
+  if bad:
+    raise ValueError(f'steps_per_call={k} must divide {", ".join(bad)}: logs, evaluations '
+                     'and checkpoints happen between calls.')
   for side in ('g_optimizer', 'd_optimizer'):
     step_lib.make_optimizer(_optimizer_spec(config[side]), 1.0)  # unknown names raise
     rates = parallel.per_member(config[side].learning_rate, config.population,
@@ -217,7 +223,8 @@ class Experiment:
   step_config: step_lib.StepConfig
   seeds: np.ndarray
   state: Any            # replicated over the mesh
-  step_fn: Any          # step_fn(state, sharded_batch, penalty_weight) -> (state, metrics)
+  step_fn: Any          # step_fn(state, sharded_batch, penalty_weight) -> (state, metrics);
+                        # runs config.steps_per_call steps on a batch with that leading axis
   penalty_weight: Any   # replicated (population,)
 
 
@@ -233,8 +240,8 @@ def build(config: config_dict.ConfigDict, example_shape: tuple[int, ...], mesh) 
       step_lib.init_members(pair, cfg, example_shape, seeds, g_lrs, d_lrs), mesh)
   penalty_weight = parallel.replicate(
       parallel.per_member(config.penalty_weight, population, 'penalty_weight'), mesh)
-  return Experiment(pair, cfg, seeds, state, step_lib.make_step(pair, cfg, mesh),
-                    penalty_weight)
+  step_fn = step_lib.make_step(pair, cfg, mesh, config.steps_per_call)
+  return Experiment(pair, cfg, seeds, state, step_fn, penalty_weight)
 
 
 class _Preemption:
@@ -289,15 +296,21 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
     state, meta = restored
     logging.info('Resumed from %s at step %d.', ckpt.directory, meta['step'])
   start = int(parallel.to_host(state['step']))
+  k = config.steps_per_call
+  if start % k:
+    raise ValueError(f'the checkpoint in {ckpt.directory} is at step {start}, which '
+                     f'steps_per_call={k} does not divide; resume with a steps_per_call that '
+                     'does (e.g. 1).')
 
   sampler = step_lib.make_sampler(pair)
   writer = MetricWriter(workdir, config.steps, enabled=is_chief)
   preemption = _Preemption()
-  batches = data.prefetch(dataset, start, put=lambda b: parallel.shard_batch(b, mesh))
+  batches = data.prefetch(dataset, start, steps=k,
+                          put=lambda b: parallel.shard_batch(b, mesh, steps_axis=k > 1))
   metrics, results, stopped_early = None, [], False
   t_start = time.time()
   try:
-    for done in range(start + 1, config.steps + 1):
+    for done in range(start + k, config.steps + 1, k):
       state, metrics = step_fn(state, next(batches), penalty_weight)
       preempted = preemption.requested.is_set() or ckpt.reached_preemption(done)
       force_save = done == config.steps or preempted

@@ -27,6 +27,8 @@ CASES = {
     'wgan_gp': dict(_SGD, loss='wgan', n_dis=2),
     'relativistic_dragan': dict(_SGD, loss='relativistic', penalty='dragan', penalty_weight=1.0),
     'hinge_population': dict(_SGD, loss='hinge', population=2),
+    # 5 steps per compiled call: the batches' step axis stays unsharded.
+    'hinge_population_5_per_call': dict(_SGD, loss='hinge', population=2, steps_per_call=5),
     'classic_adam': {},
     # DCGAN with batch norm in G: its statistics must be averaged over devices.
     'dcgan_batch_norm': dict(_SGD, dataset='digits', model='dcgan', image_metrics=False,

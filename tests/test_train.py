@@ -56,6 +56,26 @@ def test_population_members_differ_and_match_lone_runs(tmp_path):
                            member[k], lone[k])
 
 
+def test_steps_per_call_trains_the_same_and_resumes_across_values(tmp_path):
+  one = train.train_and_evaluate(tiny_config(), str(tmp_path / 'one'))
+  five = train.train_and_evaluate(tiny_config(steps_per_call=5), str(tmp_path / 'five'))
+  a, b = (load_state(str(tmp_path / d))['members'] for d in ('one', 'five'))
+  for k in ('g_params', 'd_params'):
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
+                           a[k], b[k])
+  assert five['step'] == one['step'] == 20
+  # A run stopped at step 10 with one step per call resumes with ten per call.
+  part = str(tmp_path / 'part')
+  train.train_and_evaluate(tiny_config(steps=10), part)
+  resumed = train.train_and_evaluate(tiny_config(steps_per_call=10), part)
+  assert resumed['step'] == 20
+  train.train_and_evaluate(tiny_config(steps=30, checkpoint_every=5, log_every=5,
+                                       eval_every=5, steps_per_call=5), str(tmp_path / 'odd'))
+  with pytest.raises(ValueError, match='at step 30, which steps_per_call=20 does not divide'):
+    train.train_and_evaluate(tiny_config(steps=40, steps_per_call=20, log_every=20,
+                                         checkpoint_every=20), str(tmp_path / 'odd'))
+
+
 def test_population_chunks_compute_the_same_members(tmp_path):
   # population_chunk only changes how members are batched (lax.map over vmapped chunks).
   states = {}
@@ -100,6 +120,7 @@ def test_per_member_hyperparameters(tmp_path):
     ('loss_options.margin', 2.0, 'valid: form, generator, label_smoothing'),
     ('model_options.width', 8, r"\['width'\] do not apply to model mlp"),
     ('population_chunk', 0, 'positive number of members'),
+    ('steps_per_call', 3, 'steps_per_call=3 must divide steps=20, log_every=10'),
 ])
 def test_bad_configs_fail_before_compiling(workdir, field, value, match):
   cfg = tiny_config(**{field: value})

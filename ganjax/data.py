@@ -244,3 +244,6 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
       yield item
   finally:
     stop.set()
+    # Wait for the thread to leave JAX (`put`): a daemon thread still inside it when the
+    # interpreter exits aborts the process.
+    thread.join(timeout=30)

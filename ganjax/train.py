@@ -337,6 +337,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
         stopped_early = True
         break
   finally:
+    batches.close()  # stops the prefetch thread
     try:
       ckpt.close()  # waits for the queued saves; raises a failed save's error
     finally:

@@ -53,20 +53,23 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
             + [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
             + [dict(kind='step', model=model, population=p) for p in pops])
 
+  ten = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
   if platform != 'cpu':
     models = ('mlp', 'dcgan32') + (() if quick else ('dcgan64',))
     cases = [dict(kind='compare', model=m) for m in ('mlp', 'dcgan32', 'dcgan64')]
     cases += [dict(kind='step', model=m, population=p) for m in models for p in (4, 16)]
     cases += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
-    ten = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
     cases += [dict(kind='step', model='mlp', overrides=ten),
               dict(kind='real_vs_synthetic', model='mlp', overrides=ten)]
     cases += [dict(kind='checkpoint', model=m) for m in ('mlp', 'dcgan32')]
     cases += [dict(kind='step', model=m, loss=n) for m in models
               for n in (('wgan',) if quick else losses.names()) if n != 'classic']
     return [(None, cases)]
+  ten = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
   io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
   io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
+  io += [dict(kind='step', model='mlp', overrides=ten),
+         dict(kind='real_vs_synthetic', model='mlp', overrides=ten)]
   io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
   if quick:
     return [(1, sweep('mlp', ('wgan',), (4, 16))), (2, [dict(kind='step', model='mlp')]),

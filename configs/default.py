@@ -59,7 +59,7 @@ def get_config() -> config_dict.ConfigDict:
   c.seed = 0                         # member i of the population uses seed + i
   c.population = 1                   # independent GANs trained in one vmapped step
   c.population_chunk = config_dict.placeholder(int)  # members vmapped at once, chunks in a
-                                     # loop; None: 1 on a CPU, all members on accelerators
+                                     # loop; None: 4 on a CPU, all members on accelerators
   c.steps_per_call = 1               # steps per compiled call (a lax.scan): fewer dispatches
                                      # and input copies for small models on accelerators
   c.skip_nonfinite = False           # False: stop at a non-finite loss/gradient; True: skip

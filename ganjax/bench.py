@@ -195,7 +195,8 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
     for record in run_worker(devices, cases, s, deadline, measured, platform):
       records.append(record)
       print('bench:', one_line(record), file=sys.stderr, flush=True)
-      if (record.get('kind') == 'step' and record.get('devices') in (1, devices)
+      if (record.get('kind') == 'step' and record.get('devices') == 1
+          and record.get('steps_per_call', 1) == 1
           and record.get('population') == 1 and record.get('loss') == 'classic'):
         measured[record['model']] = record['step_ms'] / 1e3
   records.append(dict(kind='total', wall_s=round(time.time() - start, 1),

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterator
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # model key -> (config module, example shape (None: the dataset's own), fixed fields)
+TEN_PER_CALL = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
+
 MODELS = {
     'mlp': ('ring', (2,), {'batch_size': 512}),
     'dcgan32': ('cifar10', (32, 32, 3), {'batch_size': 64}),
@@ -53,23 +55,21 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
             + [dict(kind='step', model=model, loss=n) for n in names if n != 'classic']
             + [dict(kind='step', model=model, population=p) for p in pops])
 
-  ten = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
   if platform != 'cpu':
     models = ('mlp', 'dcgan32') + (() if quick else ('dcgan64',))
     cases = [dict(kind='compare', model=m) for m in ('mlp', 'dcgan32', 'dcgan64')]
     cases += [dict(kind='step', model=m, population=p) for m in models for p in (4, 16)]
     cases += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
-    cases += [dict(kind='step', model='mlp', overrides=ten),
-              dict(kind='real_vs_synthetic', model='mlp', overrides=ten)]
+    cases += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),
+              dict(kind='real_vs_synthetic', model='mlp', overrides=TEN_PER_CALL)]
     cases += [dict(kind='checkpoint', model=m) for m in ('mlp', 'dcgan32')]
     cases += [dict(kind='step', model=m, loss=n) for m in models
               for n in (('wgan',) if quick else losses.names()) if n != 'classic']
     return [(None, cases)]
-  ten = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
   io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
   io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
-  io += [dict(kind='step', model='mlp', overrides=ten),
-         dict(kind='real_vs_synthetic', model='mlp', overrides=ten)]
+  io += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),
+         dict(kind='real_vs_synthetic', model='mlp', overrides=TEN_PER_CALL)]
   io += [dict(kind='checkpoint', model=m) for m in ('mlp',) + (() if quick else ('dcgan32',))]
   if quick:
     return [(1, sweep('mlp', ('wgan',), (4, 16))), (2, [dict(kind='step', model='mlp')]),
@@ -327,9 +327,9 @@ def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
   c = make_config(spec['model'], overrides=spec.get('overrides'))
   dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
   run = JaxStep(spec['model'], dataset=dataset, overrides=spec.get('overrides'))
-  k = run.info['steps_per_call']
-  batches = data.prefetch(dataset, 0, steps=k,
-                          put=lambda b: parallel.shard_batch(b, run.mesh, steps_axis=k > 1))
+  per_call = run.info['steps_per_call']
+  batches = data.prefetch(dataset, 0, steps=per_call, put=lambda b: parallel.shard_batch(
+      b, run.mesh, steps_axis=per_call > 1))
 
   def real_step():
     run.step(next(batches))
@@ -343,7 +343,7 @@ def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
     for _ in range(k):
       fn()
     run.sync()
-    return k * run.info['steps_per_call'] / (time.perf_counter() - t)
+    return k * per_call / (time.perf_counter() - t)
 
   real, synthetic = [], []
   for _ in range(budget.s['blocks']):

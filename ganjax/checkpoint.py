@@ -16,8 +16,8 @@ a different config (other shapes) is an error that names the difference.
 the copy to a saver thread that runs Orbax's save, whose synchronous part
 (threads, device-to-host transfers) took 55-90 ms per save in the benchmarks:
 hundreds of steps of a small model. An error in the saver thread is raised by
-the next `save`, `wait` or `close`; `wait` returns once every queued save is
-committed. With several processes, Orbax's save synchronises the processes
+every later `save`, `wait` and `close`; `wait` returns once every queued save is
+committed; after an error no later save is attempted. With several processes, Orbax's save synchronises the processes
 with collectives, which must be issued in the same order everywhere, so there
 `save` calls Orbax on the calling thread (its writes still finish in the
 background).
@@ -36,7 +36,6 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
-from orbax.checkpoint.checkpoint_managers import save_decision_policy as sdp
 
 
 class CheckpointMismatchError(ValueError):
@@ -70,9 +69,8 @@ class Checkpointer:
       raise ValueError(f'checkpoint_every ({every}) and keep_checkpoints ({keep}) must be '
                        'positive.')
     options = ocp.CheckpointManagerOptions(
-        # A custom save policy must name the preemption policy to keep preemption saves.
-        save_decision_policy=sdp.AnySavePolicy([
-            sdp.FixedIntervalPolicy(every), sdp.PreemptionCheckpointingPolicy()]),
+        # When to save is decided here (`should_save`, preemption by the loop); every save
+        # reaches Orbax with force=True, so no Orbax save policy is configured.
         preservation_policy=pp.LatestN(keep),
         enable_async_checkpointing=True,
         cleanup_tmp_directories=True,  # partial saves of a killed run
@@ -84,7 +82,9 @@ class Checkpointer:
                                          item_names=('state', 'meta'))
     self._last_saved = self.manager.latest_step()
     self._copy = jax.jit(lambda tree: jax.tree_util.tree_map(jnp.copy, tree))
-    self._queue: queue.Queue = queue.Queue()
+    # One save waiting behind the one being written: a slower disk makes `save` wait
+    # (back-pressure) instead of piling up copies of the state on the device.
+    self._queue: queue.Queue = queue.Queue(maxsize=1)
     self._error: BaseException | None = None
     self._thread: threading.Thread | None = None
     self._threaded = jax.process_count() == 1
@@ -160,15 +160,20 @@ class Checkpointer:
       self._orbax_save(step, state, meta)
       return True
     if self._thread is None:
-      self._thread = threading.Thread(target=self._saver, name='ganjax-checkpoint-saver',
-                                      daemon=True)
+      # Not a daemon: at interpreter exit it finishes the queued saves, then stops.
+      self._thread = threading.Thread(target=self._saver, name='ganjax-checkpoint-saver')
       self._thread.start()
     self._queue.put((step, self._copy(state), meta))
     return True
 
   def _saver(self) -> None:
     while True:
-      item = self._queue.get()
+      try:
+        item = self._queue.get(timeout=0.5)
+      except queue.Empty:
+        if threading.main_thread().is_alive():
+          continue
+        item = None  # the program is exiting without close(): stop once the queue is empty
       try:
         if item is None:
           return
@@ -186,8 +191,9 @@ class Checkpointer:
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 
   def _raise_saver_error(self) -> None:
-    if self._error is not None:
-      e, self._error = self._error, None
+    """Raises (again at every later call) the saver thread's first error."""
+    e = self._error
+    if e is not None:
       raise RuntimeError(f'saving a checkpoint in {self.directory} failed: '
                          f'{type(e).__name__}: {e}') from e
 

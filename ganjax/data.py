@@ -24,6 +24,7 @@ import threading
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from absl import logging
 
 MIXTURES = ('ring', 'grid')
 TFDS_NAMES = {'digits': 'sklearn_digits', 'mnist': 'mnist', 'cifar10': 'cifar10',
@@ -224,7 +225,7 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
                 np.stack([dataset.batch(step + i) for i in range(steps)]))
         if put is not None:
           item = put(item)
-      except Exception as e:  # pylint: disable=broad-except
+      except BaseException as e:  # pylint: disable=broad-except
         item = e
       while not stop.is_set():
         try:
@@ -239,7 +240,7 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
   try:
     while True:
       item = q.get()
-      if isinstance(item, Exception):
+      if isinstance(item, BaseException):
         raise item
       yield item
   finally:
@@ -247,3 +248,5 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
     # Wait for the thread to leave JAX (`put`): a daemon thread still inside it when the
     # interpreter exits aborts the process.
     thread.join(timeout=30)
+    if thread.is_alive():
+      logging.warning('The prefetch thread is still busy 30 s after the loop stopped.')

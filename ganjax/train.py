@@ -67,7 +67,7 @@ def resolve_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     if not isinstance(value, int) or value <= 0:
       raise ValueError(f'{field}={value!r}; it must be a positive integer.')
   k = config.steps_per_call
-  bad = [f'{f}={config[f]}' for f in _MULTIPLES_OF_CALL if config[f] % k]
+  bad = [f'{name}={config[name]}' for name in _MULTIPLES_OF_CALL if config[name] % k]
   if bad:
     raise ValueError(f'steps_per_call={k} must divide {", ".join(bad)}: logs, evaluations '
                      'and checkpoints happen between calls.')
@@ -127,13 +127,13 @@ def step_config(config: config_dict.ConfigDict) -> step_lib.StepConfig:
 
 
 def population_chunk(config: config_dict.ConfigDict) -> int:
-  """Members per vmapped chunk: the config's, else 1 on a CPU and all on accelerators."""
+  """Members per vmapped chunk: the config's, else 4 on a CPU and all on accelerators."""
   chunk = config.get('population_chunk')
   if chunk is None:
-    return 1 if jax.default_backend() == 'cpu' else config.population
+    return min(4, config.population) if jax.default_backend() == 'cpu' else config.population
   if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk <= 0:
     raise ValueError(f'population_chunk={chunk!r}: give a positive number of members, or '
-                     'None for the default (1 on a CPU, all members on accelerators).')
+                     'None for the default (4 on a CPU, all members on accelerators).')
   return min(chunk, config.population)
 
 
@@ -307,12 +307,15 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   preemption = _Preemption()
   batches = data.prefetch(dataset, start, steps=k,
                           put=lambda b: parallel.shard_batch(b, mesh, steps_axis=k > 1))
-  metrics, results, stopped_early = None, [], False
+  metrics, results, stopped_early, finished = None, [], False, False
   t_start = time.time()
   try:
     for done in range(start + k, config.steps + 1, k):
       state, metrics = step_fn(state, next(batches), penalty_weight)
-      preempted = preemption.requested.is_set() or ckpt.reached_preemption(done)
+      # Every step of the call is offered to JAX's preemption sync point, which every
+      # process must reach at the same step.
+      preempted = preemption.requested.is_set() or any(
+          [ckpt.reached_preemption(s) for s in range(done - k + 1, done + 1)])
       force_save = done == config.steps or preempted
       saving = force_save or ckpt.should_save(done)
       if saving or done % config.log_every == 0:
@@ -336,10 +339,15 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
                      ckpt.directory)
         stopped_early = True
         break
+    finished = True
   finally:
     batches.close()  # stops the prefetch thread
     try:
       ckpt.close()  # waits for the queued saves; raises a failed save's error
+    except Exception:  # pylint: disable=broad-except
+      if finished:
+        raise
+      logging.exception('Closing the checkpoints after the error below also failed:')
     finally:
       writer.close()
       preemption.restore()

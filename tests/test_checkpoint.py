@@ -30,7 +30,7 @@ def test_save_returns_before_orbax_and_snapshots_the_state(tmp_path):
   # The caller donates the state to the next step right away: the save keeps its copy.
   bump = jax.jit(lambda s: jax.tree_util.tree_map(lambda x: x + 1, s), donate_argnums=0)
   state = bump(state)
-  assert not ckpt.should_save(5) and not ckpt.save(6, state, {'step': 6})
+  assert not ckpt.should_save(5) and not ckpt.save(5, state, {'step': 5})  # already queued
   t = time.perf_counter()
   ckpt.wait()
   assert time.perf_counter() - t > 0.3 > blocked
@@ -51,8 +51,8 @@ def test_a_failed_background_save_is_raised(tmp_path):
   assert ckpt.save(1, _state(1.0), {'step': 1})
   with pytest.raises(RuntimeError, match=r'failed: OSError: disk full'):
     ckpt.wait()
-  ckpt.wait()  # reported once
-  assert ckpt.save(2, _state(2.0), {'step': 2})
+  with pytest.raises(RuntimeError, match='disk full'):  # and again, until closed
+    ckpt.save(2, _state(2.0), {'step': 2})
   with pytest.raises(RuntimeError, match='disk full'):
     ckpt.close()
   assert ckpt.latest_step() is None

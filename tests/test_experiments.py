@@ -11,20 +11,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_compare_losses_quick(tmp_path):
   out = tmp_path / 'results'
   proc = subprocess.run(
-      [sys.executable, 'experiments/compare_losses.py', '--quick', f'--out={out}',
-       f'--data_dir={tmp_path / "tfds"}'], cwd=ROOT, capture_output=True, text=True,
+      # grid runs the same mixture code as ring; leaving it out saves a third of the time.
+      [sys.executable, 'experiments/compare_losses.py', '--quick', '--datasets', 'ring',
+       'digits', f'--out={out}', f'--data_dir={tmp_path / "tfds"}'], cwd=ROOT, capture_output=True, text=True,
       timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = (out / 'compare_losses.md').read_text()
   variants = ['classic (non-saturating)', 'classic (minimax)', 'wgan-gp', 'hinge',
               'least squares', 'relativistic']
-  for dataset in ('ring', 'grid', 'digits'):
+  assert '## grid' not in report
+  for dataset in ('ring', 'digits'):
     assert f'## {dataset}' in report
     assert (out / f'samples_{dataset}.png').stat().st_size > 1000
     assert (out / f'curves_{dataset}.png').stat().st_size > 1000
   for variant in variants:
-    assert report.count(f'| {variant} |') == 3  # one row per dataset
-  assert '6.3 ± 0.5' in report and '24.8 ± 0.2' in report  # published PacGAN numbers
+    assert report.count(f'| {variant} |') == 2  # one row per dataset
+  assert '6.3 ± 0.5' in report  # the published PacGAN number for the ring
+  assert report.count('VEEGAN (Srivastava et al. 2017') == 1  # beside the ring's table
   results = json.loads((out / 'results.json').read_text())
   for dataset, by_variant in results.items():
     for variant, r in by_variant.items():

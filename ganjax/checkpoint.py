@@ -15,12 +15,12 @@ a different config (other shapes) is an error that names the difference.
 (one jitted call, so the next step may donate the original buffers) and hands
 the copy to a saver thread that runs Orbax's save, whose synchronous part
 (threads, device-to-host transfers) took 55-90 ms per save in the benchmarks:
-hundreds of steps of a small model. An error in the saver thread is raised by
-every later `save`, `wait` and `close`; `wait` returns once every queued save is
-committed; after an error no later save is attempted. With several processes, Orbax's save synchronises the processes
-with collectives, which must be issued in the same order everywhere, so there
-`save` calls Orbax on the calling thread (its writes still finish in the
-background).
+hundreds of steps of a small model. `wait` returns once every queued save is
+committed. An error in the saver thread is raised by every later `save`, `wait`
+and `close`, and no later save is attempted. With several processes, Orbax's
+save synchronises the processes with collectives, which must be issued in the
+same order everywhere, so there `save` calls Orbax on the calling thread (its
+writes still finish in the background).
 """
 
 from __future__ import annotations
@@ -160,7 +160,9 @@ class Checkpointer:
       self._orbax_save(step, state, meta)
       return True
     if self._thread is None:
-      # Not a daemon: at interpreter exit it finishes the queued saves, then stops.
+      # Not a daemon, so the interpreter never exits while it is inside JAX or Orbax (which
+      # aborts the process). Orbax starts no save once the interpreter is exiting: without
+      # close(), a save still queued then fails and is logged.
       self._thread = threading.Thread(target=self._saver, name='ganjax-checkpoint-saver')
       self._thread.start()
     self._queue.put((step, self._copy(state), meta))
@@ -173,7 +175,7 @@ class Checkpointer:
       except queue.Empty:
         if threading.main_thread().is_alive():
           continue
-        item = None  # the program is exiting without close(): stop once the queue is empty
+        return  # the program is exiting without close(), and nothing is queued
       try:
         if item is None:
           return
@@ -182,6 +184,9 @@ class Checkpointer:
           self._orbax_save(step, state, meta)
       except BaseException as e:  # pylint: disable=broad-except
         self._error = e
+        if not threading.main_thread().is_alive():
+          logging.error('Checkpoint step %d was not saved: the program exited without '
+                        'Checkpointer.close() (%s: %s).', step, type(e).__name__, e)
       finally:
         self._queue.task_done()
 

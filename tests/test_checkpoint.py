@@ -1,5 +1,8 @@
 """The Checkpointer's save: off the step's path, a snapshot of the state, errors surfaced."""
 
+import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -67,3 +70,22 @@ def test_should_save_follows_the_interval_and_the_newest_checkpoint(tmp_path):
   again = checkpoint.Checkpointer(str(tmp_path / 'ckpt'), every=10, keep=2)
   assert again.latest_step() == 20 and not again.should_save(20) and again.should_save(30)
   again.close()
+
+
+def test_exiting_without_close_is_clean_and_reports_the_lost_save(tmp_path):
+  # Orbax starts no save once the interpreter is exiting; the saver thread must not abort the
+  # process (as a daemon thread inside JAX would) and must say which step was lost.
+  script = f'''
+import time
+import jax.numpy as jnp
+from ganjax import checkpoint
+ckpt = checkpoint.Checkpointer({str(tmp_path / 'ckpt')!r}, every=1)
+save = ckpt.manager.save
+ckpt.manager.save = lambda *a, **k: (time.sleep(1.0), save(*a, **k))[1]
+ckpt.save(1, {{'w': jnp.ones(3)}}, {{'step': 1}})
+'''
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, '-c', script], cwd=root, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert 'Checkpoint step 1 was not saved: the program exited without' in proc.stderr

@@ -144,11 +144,12 @@ class JaxStep:
     c = self.config
     k = c.steps_per_call  # one call runs k steps on k stacked batches
     if dataset is not None:
-      host = np.stack([dataset.batch(i) for i in range(k)])
+      host = dataset.call_batch(0, k)
     else:
       rng = np.random.default_rng(0)
       host = rng.uniform(-1, 1, (k, c.n_dis, c.batch_size) + shape).astype(np.float32)
-    self.batch = parallel.shard_batch(host if k > 1 else host[0], self.mesh, steps_axis=k > 1)
+      host = host if k > 1 else host[0]
+    self.batch = parallel.batch_sharder(self.mesh, k)(host)
     self.state, self.penalty_weight = exp.state, exp.penalty_weight
     t = time.perf_counter()
     self.compiled = exp.step_fn.lower(self.state, self.batch, self.penalty_weight).compile()
@@ -264,6 +265,9 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
   c = run.config
   if c.loss != 'classic' or c.penalty != 'none' or c.n_dis != 1:
     raise ValueError('the PyTorch reference implements the classic loss only.')
+  if c.steps_per_call != 1:
+    raise ValueError('the PyTorch reference runs one step per call; compare with '
+                     'steps_per_call=1.')
   opts = {k: v for k, v in c.model_options.to_dict().items() if v is not None}
   gen, disc, z_dim = ref.make_models(c.model, tuple(run.info['example_shape']), **opts)
   members = jax.tree_util.tree_map(lambda x: x[0], run.state['members'])
@@ -328,8 +332,8 @@ def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
   dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
   run = JaxStep(spec['model'], dataset=dataset, overrides=spec.get('overrides'))
   per_call = run.info['steps_per_call']
-  batches = data.prefetch(dataset, 0, steps=per_call, put=lambda b: parallel.shard_batch(
-      b, run.mesh, steps_axis=per_call > 1))
+  batches = data.prefetch(dataset, 0, steps=per_call,
+                          put=parallel.batch_sharder(run.mesh, per_call))
 
   def real_step():
     run.step(next(batches))

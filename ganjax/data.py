@@ -121,6 +121,13 @@ class Dataset:
     images = self._read('train', idx.ravel())
     return images.reshape(self.n_dis, self.local_batch, *images.shape[1:])
 
+  def call_batch(self, step: int, steps: int = 1) -> np.ndarray:
+    """`batch(step)`, or with `steps` k > 1 the batches of steps step..step+k-1 stacked,
+    ``(k, n_dis, local_batch, ...)``: the input of one call running k steps."""
+    if steps == 1:
+      return self.batch(step)
+    return np.stack([self.batch(step + i) for i in range(steps)])
+
   def eval_examples(self, n: int) -> np.ndarray:
     """`n` held-out real examples (the test split; fresh draws for mixtures)."""
     if self.name in MIXTURES:
@@ -211,8 +218,8 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
 
   `put` (e.g. ``lambda b: parallel.shard_batch(b, mesh)``) runs in that thread
   too, so the host-to-device copy of the next batches overlaps the current
-  step instead of delaying its dispatch. With `steps` k > 1 each item stacks
-  the batches of k consecutive steps: ``(k, n_dis, local_batch, ...)``.
+  step instead of delaying its dispatch (`parallel.batch_sharder`). Each item
+  is ``dataset.call_batch(step, steps)``.
   """
   q: queue.Queue = queue.Queue(maxsize=depth)
   stop = threading.Event()
@@ -221,8 +228,7 @@ def prefetch(dataset: Dataset, start_step: int, depth: int = 2,
     step = start_step
     while not stop.is_set():
       try:
-        item = (dataset.batch(step) if steps == 1 else
-                np.stack([dataset.batch(step + i) for i in range(steps)]))
+        item = dataset.call_batch(step, steps)
         if put is not None:
           item = put(item)
       except BaseException as e:  # pylint: disable=broad-except

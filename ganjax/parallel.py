@@ -46,6 +46,11 @@ def shard_batch(local_batch: np.ndarray, mesh: Mesh, steps_axis: bool = False) -
   return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), local_batch)
 
 
+def batch_sharder(mesh: Mesh, steps_per_call: int) -> Callable[[np.ndarray], jax.Array]:
+  """`shard_batch` for what `Dataset.call_batch` returns with `steps_per_call` steps."""
+  return lambda local_batch: shard_batch(local_batch, mesh, steps_axis=steps_per_call > 1)
+
+
 def to_host(tree: Any) -> Any:
   """Replicated global arrays -> numpy (reads this process's first shard)."""
   return jax.tree_util.tree_map(

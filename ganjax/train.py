@@ -305,8 +305,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   sampler = step_lib.make_sampler(pair)
   writer = MetricWriter(workdir, config.steps, enabled=is_chief)
   preemption = _Preemption()
-  batches = data.prefetch(dataset, start, steps=k,
-                          put=lambda b: parallel.shard_batch(b, mesh, steps_axis=k > 1))
+  batches = data.prefetch(dataset, start, steps=k, put=parallel.batch_sharder(mesh, k))
   metrics, results, stopped_early, finished = None, [], False, False
   t_start = time.time()
   try:

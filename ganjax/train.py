@@ -178,6 +178,7 @@ class Evaluator:
                write_samples: bool) -> list[dict]:
     """Per-member metrics (and the EMA generator's, prefixed ``ema_``)."""
     from ganjax import evaluate as metrics_lib  # pylint: disable=g-import-not-at-top
+    from ganjax.mixture_metrics import mode_metrics  # pylint: disable=g-import-not-at-top
     config, results = self.config, []
     for i in range(config.population):
       m = parallel.member(members_host, i)
@@ -190,7 +191,7 @@ class Evaluator:
         samples = np.asarray(sampler(g_params, m['g_stats'], key, config.eval_samples))
         if self.dataset.name in data.MIXTURES:
           centers, std = data.mixture_centers(self.dataset.name)
-          scores = metrics_lib.mode_metrics(samples, centers, std)
+          scores = mode_metrics(samples, centers, std)
         elif self.features_fn is not None:
           scores = metrics_lib.image_metrics(
               self.features_fn, self.real, samples, key=key, kid_subsets=config.kid_subsets,

@@ -3,7 +3,9 @@
 #   ./run.sh [flags]             train (default: configs/ring.py, fully offline)
 #   ./run.sh test [pytest args]  run the test suite
 #   ./run.sh bench [args]        run the benchmark harness (installs the `bench` extra)
-# Creates .venv on first use and reinstalls only when setup.cfg or constraints.txt change.
+# Creates .venv on first use and installs ganjax[train,test] (the training codebase and the
+# test tools) at the exact versions of constraints.txt; reinstalls only when setup.cfg or
+# constraints.txt change.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,20 +42,20 @@ cmd=${1:-train}
 case "$cmd" in
   test)
     shift
-    ensure_env test
+    ensure_env train,test
     exec "$PY" -m pytest "$@"
     ;;
   bench)
     shift
-    ensure_env test,bench
+    ensure_env train,test,bench
     exec "$PY" -m ganjax.bench "$@"
     ;;
   train)
-    ensure_env test
+    ensure_env train,test
     exec "$PY" -m ganjax.main
     ;;
   *)
-    ensure_env test
+    ensure_env train,test
     exec "$PY" -m ganjax.main "$@"
     ;;
 esac

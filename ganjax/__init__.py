@@ -4,4 +4,6 @@
 modules (models, data, train, checkpoint) are imported explicitly.
 """
 
+# The one place of the version: setup.cfg reads it (`version = attr: ganjax.__version__`)
+# without importing anything, so keep this module free of imports.
 __version__ = '0.1.0'

@@ -1,12 +1,19 @@
-"""Argument checks shared by the losses, penalties and metrics (imports only jax and numpy)."""
+"""Argument checks shared by the losses, penalties and metrics (imports only jax and numpy).
+
+Also `highest_precision`, which the metrics (`ganjax.evaluate`, `ganjax.features`)
+use to run every matrix product and convolution in full float32.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+_F = TypeVar('_F', bound=Callable[..., Any])
 
 
 def as_float(x: Any, name: str, *, ndim: int | None = None,
@@ -33,3 +40,26 @@ def positive_int(name: str, value: Any, minimum: int = 1) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
     raise ValueError(f'{name}={value!r}; valid: an integer >= {minimum}.')
   return int(value)
+
+
+def highest_precision(fn: _F) -> _F:
+  """`fn` run under ``jax.default_matmul_precision('highest')``.
+
+  Every dot, matmul, einsum and convolution traced inside it without an
+  explicit ``precision=`` is lowered with ``Precision.HIGHEST``: true float32
+  products instead of the platform default (TF32 on recent NVIDIA GPUs, one
+  bfloat16 pass on TPUs), whatever ``jax_default_matmul_precision`` is set
+  to outside. That covers the products that library code traced inside it
+  emits (Flax layers, ``jnp.linalg`` routines that JAX builds from products),
+  but not the arithmetic inside opaque library calls (LAPACK on the CPU,
+  cuSOLVER on GPUs), which is float32 anyway. The setting acts when operations
+  are traced, so wrap the function *inside* ``jax.jit``:
+  ``jax.jit(highest_precision(f))``; it is part of the trace context, so a
+  jitted function called in it is retraced rather than reused at another
+  precision.
+  """
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with jax.default_matmul_precision('highest'):
+      return fn(*args, **kwargs)
+  return wrapped  # type: ignore[return-value]

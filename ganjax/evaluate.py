@@ -1,16 +1,11 @@
-"""Sample-quality metrics for GANs, computed in JAX.
+"""Feature-space sample-quality metrics for images, computed in JAX.
 
-Two families:
-
-* Mixtures of Gaussians in low dimension (`mode_metrics`, from
-  `ganjax.mixture_metrics`): modes captured, fraction of high-quality samples
-  and reverse KL over modes, the protocol of VEEGAN (Srivastava et al. 2017)
-  and PacGAN (Lin et al. 2018).
-* Feature-space metrics for images, on features of any network:
-  `frechet_distance` (FID, Heusel et al. 2017), `kid` (Bińkowski et al.
-  2018), `precision_recall` (Kynkäänniemi et al. 2019), `density_coverage`
-  (Naeem et al. 2020) and `classifier_score` (the Inception Score formula,
-  Salimans et al. 2016). `image_metrics` runs them all.
+On features of any network: `frechet_distance` (FID, Heusel et al. 2017),
+`kid` (Bińkowski et al. 2018), `precision_recall` (Kynkäänniemi et al. 2019),
+`density_coverage` (Naeem et al. 2020) and `classifier_score` (the Inception
+Score formula, Salimans et al. 2016). `image_metrics` runs them all. The
+mode-collapse metrics for low-dimensional mixtures of Gaussians (VEEGAN /
+PacGAN protocol) are `ganjax.mixture_metrics.mode_metrics`, host float64 numpy.
 
 Every metric takes plain feature arrays, so any network can be plugged in;
 `ganjax.features` provides a small classifier trained on the dataset itself::
@@ -20,9 +15,16 @@ Every metric takes plain feature arrays, so any network can be plugged in;
     scores = evaluate.image_metrics(features.make_feature_fn(params), real_images,
                                     fake_images, key=jax.random.PRNGKey(0))
 
-All feature arithmetic is float32 (or the inputs' wider float type) and every
-matrix product uses ``Precision.HIGHEST``, so accelerators do not silently
-drop to bfloat16/TF32 passes.
+Precision: all feature arithmetic is float32 (or the inputs' wider float type),
+and every jitted metric function is traced under
+``jax.default_matmul_precision('highest')`` (`ganjax.arrays.highest_precision`),
+so every product and convolution in it, including those Flax layers and
+``jnp.linalg`` emit, is true float32 on every platform; the platform default would be TF32 on recent
+NVIDIA GPUs and a single bfloat16 pass on TPUs. `image_metrics` also calls the
+features function under that setting. tests/test_evaluate.py checks the
+compiled modules for any product below ``HIGHEST`` and compares each metric
+with a float64 numpy/scipy reference; ``benchmarks/metric_platforms.py`` prints
+the difference the default precision would make on a given machine.
 """
 
 from __future__ import annotations
@@ -32,34 +34,33 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ganjax.mixture_metrics import mode_metrics  # pylint: disable=unused-import
+from ganjax.arrays import as_float, highest_precision, positive_int
 
 Array = Any
 FeatureFn = Callable[[jax.Array], Any]
 
-_HIGHEST = jax.lax.Precision.HIGHEST
 _CHUNK = 1024  # rows of a pairwise-distance block: 1024 x 10k floats = 40 MB
 
 
 # ----------------------------------------------------------------- helpers --
 
-def _as_float(x: Array, name: str, ndim: int | None = None) -> jax.Array:
-  """Returns `x` as a float array of at least float32; rejects bool/complex."""
-  x = jnp.asarray(x)
-  if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-    raise TypeError(f'{name} must be a real numeric array, got dtype {x.dtype}.')
-  if ndim is not None and x.ndim != ndim:
-    raise ValueError(f'{name} must have {ndim} dimensions, got shape {x.shape}.')
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+def _metric_jit(fn: Callable | None = None, *, static_argnames: tuple[str, ...] = ()):
+  """``jax.jit(highest_precision(fn))``: traced with every product at ``HIGHEST``.
+
+  Every jitted metric function goes through this, so no product can be
+  missed. Usable bare (``@_metric_jit``) or with ``static_argnames``.
+  """
+  if fn is None:
+    return functools.partial(_metric_jit, static_argnames=static_argnames)
+  return jax.jit(highest_precision(fn), static_argnames=static_argnames)
 
 
 def _features_pair(a: Array, b: Array, name_a: str, name_b: str
                    ) -> tuple[jax.Array, jax.Array]:
   """Checks two (n, d) feature sets with the same d; returns float arrays."""
-  a = _as_float(a, name_a, ndim=2)
-  b = _as_float(b, name_b, ndim=2)
+  a = as_float(a, name_a, ndim=2, allow_int=True)
+  b = as_float(b, name_b, ndim=2, allow_int=True)
   if a.shape[1] != b.shape[1]:
     raise ValueError(f'{name_a} has {a.shape[1]} features per example and {name_b} has '
                      f'{b.shape[1]}; they must come from the same feature extractor.')
@@ -67,30 +68,13 @@ def _features_pair(a: Array, b: Array, name_a: str, name_b: str
   return a.astype(dtype), b.astype(dtype)
 
 
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-    raise ValueError(f'{name}={value!r}; valid: an integer >= {minimum}.')
-  return int(value)
-
-
-def _check_images(images: Array, name: str) -> jax.Array:
-  images = _as_float(images, name, ndim=4)
-  if images.shape[0] == 0:
-    raise ValueError(f'{name} is empty (shape {images.shape}).')
-  return images
-
-
-def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
-  return jnp.matmul(a, b, precision=_HIGHEST)
-
-
 # ------------------------------------------------------------------- FID ---
 
-@jax.jit
+@_metric_jit
 def _statistics(feats: jax.Array) -> tuple[jax.Array, jax.Array]:
   mu = jnp.mean(feats, axis=0)
   centred = feats - mu
-  cov = _matmul(centred.T, centred) / (feats.shape[0] - 1)
+  cov = (centred.T @ centred) / (feats.shape[0] - 1)
   return mu, cov
 
 
@@ -101,28 +85,24 @@ def feature_statistics(feats: Array) -> tuple[jax.Array, jax.Array]:
   subtracted before the product, which keeps float32 accurate). Cache the
   real data's statistics and pass them to `frechet_distance_from_stats`.
   """
-  feats = _as_float(feats, 'feats', ndim=2)
+  feats = as_float(feats, 'feats', ndim=2, allow_int=True)
   if feats.shape[0] < 2:
     raise ValueError(f'need at least 2 examples for a covariance, got shape {feats.shape}.')
   return _statistics(feats)
 
 
 def _psd_sqrt(c: jax.Array) -> jax.Array:
-  """Symmetric PSD square root from ``eigh``, negative eigenvalues clipped to 0."""
-  w, v = jnp.linalg.eigh(c)
-  return _matmul(v * jnp.sqrt(jnp.maximum(w, 0.0)), v.T)
+  """Symmetric PSD square root of symmetrised `c` from ``eigh``, eigenvalues < 0 clipped to 0."""
+  w, v = jnp.linalg.eigh(0.5 * (c + c.T))
+  return (v * jnp.sqrt(jnp.maximum(w, 0.0))) @ v.T
 
 
-@jax.jit
+@_metric_jit
 def _frechet(mu1, cov1, mu2, cov2) -> jax.Array:
-  cov1 = 0.5 * (cov1 + cov1.T)
-  cov2 = 0.5 * (cov2 + cov2.T)
-  s1 = _psd_sqrt(cov1)
-  m = _matmul(_matmul(s1, cov2), s1)
-  m = 0.5 * (m + m.T)
-  tr_sqrt = jnp.sum(jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(m), 0.0)))
+  # Tr((C1 C2)^½) = ‖S1 S2‖_*: singular values, not square roots of eigenvalues.
+  tr_sqrt = jnp.sum(jnp.linalg.svd(_psd_sqrt(cov1) @ _psd_sqrt(cov2), compute_uv=False))
   diff = mu1 - mu2
-  return jnp.dot(diff, diff) + jnp.trace(cov1) + jnp.trace(cov2) - 2.0 * tr_sqrt
+  return diff @ diff + jnp.trace(cov1) + jnp.trace(cov2) - 2.0 * tr_sqrt
 
 
 def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
@@ -132,23 +112,29 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
   ``d² = ‖μ₁ - μ₂‖² + Tr(C₁ + C₂ - 2 (C₁C₂)^{1/2})``.
 
   ``Tr((C₁C₂)^{1/2})`` is computed in-graph without a general matrix square
-  root: with ``S₁ = C₁^{1/2}`` (symmetric, from ``eigh``), ``C₁C₂ =
-  S₁(S₁C₂S₁)S₁^{-1}`` is similar to the symmetric PSD matrix ``S₁C₂S₁``, so
-  the trace is ``Σ_i sqrt(λ_i(S₁C₂S₁))``. Eigenvalues below 0 (round-off)
-  are clipped to 0, so singular covariances are fine and the result is never
-  NaN. pytorch-fid instead calls ``scipy.linalg.sqrtm`` on the host in
-  float64 and adds ``1e-6·I`` when the product is singular; here the
-  arithmetic is float32, accurate to about 1e-4 relative when the
-  covariances are well conditioned (tests/test_evaluate.py checks against
-  scipy). For (nearly) equal statistics round-off can leave it a little
-  below 0 (about -1e-5·Tr(C)); it is not clipped.
+  root. With the symmetric PSD square roots ``S_i = C_i^{1/2}`` (from
+  ``eigh``, eigenvalues below 0 from round-off clipped to 0), ``C₁C₂ =
+  S₁·(S₁C₂)`` has the eigenvalues of ``(S₁C₂)·S₁ = AAᵀ`` with ``A = S₁S₂``,
+  so ``Tr((C₁C₂)^{1/2}) = Σ_i σ_i(S₁S₂)``, the nuclear norm of ``S₁S₂``. The
+  singular values come straight from an SVD: each is off by about ε‖A‖
+  (ε = 6e-8 in float32), whereas taking the square roots of the eigenvalues
+  of ``S₁C₂S₁ = AAᵀ`` would put errors of up to √ε‖A‖ = 2.4e-4‖A‖ on the
+  small ones.
+  Singular covariances are fine and the result is never NaN. pytorch-fid
+  instead calls ``scipy.linalg.sqrtm`` on the host in float64 and adds
+  ``1e-6·I`` when the product is singular. Here the arithmetic is float32
+  (all products at ``HIGHEST``): on the test cases the difference from
+  scipy in float64 is below about 3e-4 relative even when FD is under 1%
+  of ``Tr(C)``, and for equal statistics the result is within about 2e-6·Tr(C)
+  of 0 (it can be slightly negative; it is not clipped). Cost: two ``eigh``
+  and one SVD of d x d matrices (d = 2048 takes about 2 s on two CPU cores).
 
   Returns a scalar array (jit-compatible).
   """
-  mu1 = _as_float(mu1, 'mu1', ndim=1)
-  mu2 = _as_float(mu2, 'mu2', ndim=1)
-  cov1 = _as_float(cov1, 'cov1', ndim=2)
-  cov2 = _as_float(cov2, 'cov2', ndim=2)
+  mu1 = as_float(mu1, 'mu1', ndim=1, allow_int=True)
+  mu2 = as_float(mu2, 'mu2', ndim=1, allow_int=True)
+  cov1 = as_float(cov1, 'cov1', ndim=2, allow_int=True)
+  cov2 = as_float(cov2, 'cov2', ndim=2, allow_int=True)
   d = mu1.shape[0]
   for name, shape in (('mu2', mu2.shape), ('cov1', cov1.shape), ('cov2', cov2.shape)):
     expected = (d,) if name == 'mu2' else (d, d)
@@ -174,10 +160,10 @@ def frechet_distance(feats_a: Array, feats_b: Array) -> jax.Array:
 # ------------------------------------------------------------------- KID ---
 
 def _polynomial_kernel(x, y, degree, gamma, coef0):
-  return (_matmul(x, y.T) * gamma + coef0) ** degree
+  return ((x @ y.T) * gamma + coef0) ** degree
 
 
-@functools.partial(jax.jit, static_argnames=('degree', 'gamma', 'coef0'))
+@_metric_jit(static_argnames=('degree', 'gamma', 'coef0'))
 def _mmd2(x, y, degree=3, gamma=None, coef0=1.0):
   m, n = x.shape[0], y.shape[0]
   gamma = 1.0 / x.shape[1] if gamma is None else gamma
@@ -208,11 +194,11 @@ def mmd2_unbiased(x: Array, y: Array, *, degree: int = 3, gamma: float | None = 
   x, y = _features_pair(x, y, 'x', 'y')
   if x.shape[0] < 2 or y.shape[0] < 2:
     raise ValueError(f'need at least 2 examples per set; got shapes {x.shape} and {y.shape}.')
-  _check_positive_int('degree', degree)
+  positive_int('degree', degree)
   return _mmd2(x, y, degree=int(degree), gamma=gamma, coef0=float(coef0))
 
 
-@functools.partial(jax.jit, static_argnames=('num_subsets', 'subset_size'))
+@_metric_jit(static_argnames=('num_subsets', 'subset_size'))
 def _kid(feats_a, feats_b, key, num_subsets, subset_size):
   def one_subset(k):
     ka, kb = jax.random.split(k)
@@ -250,8 +236,8 @@ def kid(feats_a: Array, feats_b: Array, num_subsets: int = 100, subset_size: int
     ``(mean, std)`` scalar arrays, or ``(mean, std, values)``.
   """
   feats_a, feats_b = _features_pair(feats_a, feats_b, 'feats_a', 'feats_b')
-  num_subsets = _check_positive_int('num_subsets', num_subsets)
-  subset_size = _check_positive_int('subset_size', subset_size, minimum=2)
+  num_subsets = positive_int('num_subsets', num_subsets)
+  subset_size = positive_int('subset_size', subset_size, minimum=2)
   m = min(subset_size, feats_a.shape[0], feats_b.shape[0])
   if m < 2:
     raise ValueError(f'KID needs at least 2 examples per set; got shapes {feats_a.shape} '
@@ -264,7 +250,7 @@ def kid(feats_a: Array, feats_b: Array, num_subsets: int = 100, subset_size: int
 
 def _sq_dists_to(row: jax.Array, points: jax.Array, points_sq: jax.Array) -> jax.Array:
   """Squared Euclidean distances from one row to every point, clipped at 0."""
-  d2 = jnp.dot(row, row) + points_sq - 2.0 * jnp.matmul(points, row, precision=_HIGHEST)
+  d2 = row @ row + points_sq - 2.0 * (points @ row)
   return jnp.maximum(d2, 0.0)
 
 
@@ -286,7 +272,7 @@ def _kth_neighbour_sq(x: jax.Array, ks: tuple[int, ...], chunk: int) -> list[jax
   return [radii[:, i] for i in range(len(ks))]
 
 
-@functools.partial(jax.jit, static_argnames=('pr_k', 'dc_k', 'chunk'))
+@_metric_jit(static_argnames=('pr_k', 'dc_k', 'chunk'))
 def _prdc(real, fake, pr_k, dc_k, chunk):
   # Distances are translation invariant; centring reduces float32 cancellation
   # in ‖a‖² + ‖b‖² - 2a·b.
@@ -330,7 +316,7 @@ def _prdc(real, fake, pr_k, dc_k, chunk):
 
 
 def _check_k(name: str, k: Any, real: jax.Array, fake: jax.Array | None) -> int:
-  k = _check_positive_int(name, k)
+  k = positive_int(name, k)
   sizes = [real.shape[0]] + ([fake.shape[0]] if fake is not None else [])
   if min(sizes) <= k:
     raise ValueError(f'{name}={k} needs more than {k} examples per set (a k-th neighbour '
@@ -355,7 +341,7 @@ def precision_recall(real_feats: Array, fake_feats: Array, k: int = 3, *,
   """
   real, fake = _features_pair(real_feats, fake_feats, 'real_feats', 'fake_feats')
   k = _check_k('k', k, real, fake)
-  chunk = _check_positive_int('chunk', chunk)
+  chunk = positive_int('chunk', chunk)
   out = _prdc(real, fake, pr_k=k, dc_k=None, chunk=chunk)
   return {name: float(v) for name, v in out.items()}
 
@@ -377,14 +363,14 @@ def density_coverage(real_feats: Array, fake_feats: Array, k: int = 5, *,
   """
   real, fake = _features_pair(real_feats, fake_feats, 'real_feats', 'fake_feats')
   k = _check_k('k', k, real, None)
-  chunk = _check_positive_int('chunk', chunk)
+  chunk = positive_int('chunk', chunk)
   out = _prdc(real, fake, pr_k=None, dc_k=k, chunk=chunk)
   return {name: float(v) for name, v in out.items()}
 
 
 # --------------------------------------------------------- classifier score --
 
-@functools.partial(jax.jit, static_argnames=('splits',))
+@_metric_jit(static_argnames=('splits',))
 def _classifier_score(probs, splits):
   n = probs.shape[0]
   scores = []
@@ -415,8 +401,8 @@ def classifier_score(probs: Array, splits: int = 1) -> tuple[jax.Array, jax.Arra
     probs: (n, C) rows of class probabilities (e.g. a softmax).
     splits: number of parts (the original code uses 10).
   """
-  probs = _as_float(probs, 'probs', ndim=2)
-  splits = _check_positive_int('splits', splits)
+  probs = as_float(probs, 'probs', ndim=2, allow_int=True)
+  splits = positive_int('splits', splits)
   if splits > probs.shape[0]:
     raise ValueError(f'splits={splits}; valid: 1 to the number of examples, {probs.shape[0]}.')
   return _classifier_score(probs, splits)
@@ -425,8 +411,16 @@ def classifier_score(probs: Array, splits: int = 1) -> tuple[jax.Array, jax.Arra
 # ------------------------------------------------------------ all at once ---
 
 def _extract(features_fn: FeatureFn, images: Array, batch_size: int, name: str):
-  """Runs `features_fn` over `images` in fixed-size batches (the last one padded)."""
-  images = _check_images(images, name)
+  """Runs `features_fn` over `images` in fixed-size batches (the last one padded).
+
+  Each call runs under ``jax.default_matmul_precision('highest')``, so a
+  features function that leaves its products' precision unset (e.g. a Flax
+  network, jitted or not) computes them in true float32 here.
+  """
+  images = as_float(images, name, allow_int=True)
+  if images.ndim == 0 or images.shape[0] == 0:
+    raise ValueError(f'{name} must hold at least one example along its first axis, got '
+                     f'shape {images.shape}.')
   n = images.shape[0]
   feats, probs = [], []
   for start in range(0, n, batch_size):
@@ -435,7 +429,8 @@ def _extract(features_fn: FeatureFn, images: Array, batch_size: int, name: str):
     if valid < batch_size and n > batch_size:  # keep one shape: no retracing
       pad = jnp.zeros((batch_size - valid,) + batch.shape[1:], batch.dtype)
       batch = jnp.concatenate([batch, pad])
-    out = features_fn(batch)
+    with jax.default_matmul_precision('highest'):
+      out = features_fn(batch)
     if isinstance(out, (tuple, list)):
       if len(out) != 2:
         raise ValueError(f'features_fn returned {len(out)} outputs; valid: an array of '
@@ -462,7 +457,8 @@ def image_metrics(features_fn: FeatureFn, real_images: Array, fake_images: Array
     features_fn: ``images -> features`` or ``images -> (features, class_probs)``
       for a batch of images (e.g. `make_feature_fn`); with features only,
       ``classifier_score`` is left out. Features of more than 2 dimensions are
-      flattened per example.
+      flattened per example. It is called under
+      ``jax.default_matmul_precision('highest')``.
     real_images, fake_images: image batches (any shape `features_fn` takes,
       with a leading example axis; 4-D NHWC for `ganjax.features.FeatureNet`).
     key: PRNG key for the KID subsets.
@@ -470,7 +466,7 @@ def image_metrics(features_fn: FeatureFn, real_images: Array, fake_images: Array
     pr_k, dc_k: neighbourhood sizes for precision/recall and density/coverage.
     batch_size: images per `features_fn` call.
   """
-  batch_size = _check_positive_int('batch_size', batch_size)
+  batch_size = positive_int('batch_size', batch_size)
   real, _ = _extract(features_fn, real_images, batch_size, 'real_images')
   fake, fake_probs = _extract(features_fn, fake_images, batch_size, 'fake_images')
   real, fake = _features_pair(real, fake, 'real features', 'fake features')
@@ -486,6 +482,5 @@ def image_metrics(features_fn: FeatureFn, real_images: Array, fake_images: Array
 
 __all__ = [
     'classifier_score', 'density_coverage', 'feature_statistics', 'frechet_distance',
-    'frechet_distance_from_stats', 'image_metrics', 'kid', 'mmd2_unbiased', 'mode_metrics',
-    'precision_recall',
+    'frechet_distance_from_stats', 'image_metrics', 'kid', 'mmd2_unbiased', 'precision_recall',
 ]

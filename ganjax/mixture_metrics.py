@@ -1,7 +1,10 @@
 """Mode-collapse metrics on 2D Gaussian mixtures (VEEGAN / PacGAN protocol).
 
-Host-side float64 numpy: the samples are few (2,500) and low-dimensional.
-`ganjax.evaluate` re-exports `mode_metrics` beside the feature-space metrics.
+Host-side float64 numpy: the samples are few (2,500) and low-dimensional,
+and every step (distances, nearest centre, counts, KL) is float64 numpy on
+the host, so this arithmetic does not depend on the accelerator (only the
+generated samples do). Samples of any float type are converted to float64
+first. The feature-space metrics for images are in `ganjax.evaluate`.
 """
 
 from __future__ import annotations

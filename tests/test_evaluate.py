@@ -1,6 +1,15 @@
-"""Tests for ganjax.evaluate against float64 numpy/scipy references and hand-computed values."""
+"""Tests for ganjax.evaluate against float64 numpy/scipy references and hand-computed values.
 
-import math
+Tolerances: the metrics compute in float32 with every product at HIGHEST
+precision (checked below on the compiled modules), so they hold on the CPU
+and on GPUs alike; they allow for float32 round-off (ε = 6e-8) accumulated
+over the sums, and for the summation order differing between backends, not
+for TF32 or bfloat16 products (about 1e-3 relative error per product).
+"""
+
+import functools
+import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +17,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from ganjax import evaluate as ge
+from ganjax import evaluate as ge, features as gf
 
 KEY = jax.random.PRNGKey(0)
 
@@ -17,73 +26,6 @@ def _random_gaussian(rng, n, d, shift=0.0):
   """n samples of a correlated d-dimensional Gaussian, float32."""
   mixing = rng.normal(size=(d, d)) / np.sqrt(d)
   return (rng.normal(size=(n, d)) @ mixing + shift).astype(np.float32)
-
-
-def _ring(num_modes=8, radius=2.0):
-  angles = 2 * np.pi * np.arange(num_modes) / num_modes
-  return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
-
-
-# -------------------------------------------------------------- mode metrics --
-
-def test_mode_metrics_hand_built():
-  centers = _ring()
-  std = 0.02
-  samples = np.concatenate([
-      np.repeat(centers[:1], 4, axis=0),                      # 4 hq on mode 0
-      centers[1] + np.array([[0.05, 0.0], [0.0, -0.05]]),     # 2 hq on mode 1 (2.5 std)
-      centers[2] + np.array([[0.0, 0.01], [0.01, 0.0]]),      # 2 hq on mode 2
-      centers[2] + np.array([[0.07, 0.0], [0.0, 0.07]]),      # 2 near mode 2 at 3.5 std: not hq
-      np.zeros((2, 2)),                                       # 2 in the middle: not hq
-  ])
-  out = ge.mode_metrics(samples, centers, std)
-  assert out['modes'] == 3
-  assert isinstance(out['modes'], int)
-  assert out['hq_fraction'] == pytest.approx(8 / 12)
-  # q = (1/2, 1/4, 1/4): ½ log(½·8) + 2·¼ log(¼·8) = log 2 + ½ log 2.
-  assert out['reverse_kl'] == pytest.approx(1.5 * math.log(2))
-  # A looser threshold (4 std) admits the two 3.5-std samples on mode 2.
-  loose = ge.mode_metrics(samples, centers, std, threshold=4.0)
-  assert loose['hq_fraction'] == pytest.approx(10 / 12)
-  q = np.array([4, 2, 4]) / 10
-  assert loose['reverse_kl'] == pytest.approx(float(np.sum(q * np.log(q * 8))))
-
-
-def test_mode_metrics_uniform_collapsed_and_empty():
-  centers = _ring()
-  uniform = ge.mode_metrics(np.repeat(centers, 3, axis=0), centers, 0.05)
-  assert uniform == {'modes': 8, 'hq_fraction': 1.0, 'reverse_kl': pytest.approx(0.0, abs=1e-12),
-                     'mode_distance': 0.0}
-  collapsed = ge.mode_metrics(np.repeat(centers[3:4], 5, axis=0), centers, 0.05)
-  assert collapsed['modes'] == 1
-  assert collapsed['reverse_kl'] == pytest.approx(math.log(8))
-  empty = ge.mode_metrics(np.zeros((10, 2)), centers, 0.05)
-  assert empty == {'modes': 0, 'hq_fraction': 0.0, 'reverse_kl': pytest.approx(math.log(8)),
-                   'mode_distance': pytest.approx(2 / 0.05)}  # every center is at radius 2
-
-
-def test_mode_metrics_on_the_true_mixture_follow_the_rayleigh_law():
-  # 2,500 samples of the 8-Gaussian ring itself: in 2-D, P(‖x - c‖ ≤ 3σ) = 1 - exp(-9/2).
-  rng = np.random.default_rng(0)
-  centers = _ring()
-  std = 0.02
-  samples = centers[rng.integers(0, 8, 2500)] + std * rng.normal(size=(2500, 2))
-  out = ge.mode_metrics(samples, centers, std)
-  assert out['modes'] == 8
-  assert out['hq_fraction'] == pytest.approx(1 - math.exp(-4.5), abs=0.01)
-  assert 0 <= out['reverse_kl'] < 0.01
-  # Rayleigh mean: E‖x - c‖ = σ·sqrt(π/2).
-  assert out['mode_distance'] == pytest.approx(math.sqrt(math.pi / 2), rel=0.03)
-
-
-def test_mode_metrics_rejects_bad_arguments():
-  centers = _ring()
-  with pytest.raises(ValueError, match='same D'):
-    ge.mode_metrics(np.zeros((5, 3)), centers, 0.1)
-  with pytest.raises(ValueError, match='std=0'):
-    ge.mode_metrics(np.zeros((5, 2)), centers, 0)
-  with pytest.raises(ValueError, match='threshold=-1'):
-    ge.mode_metrics(np.zeros((5, 2)), centers, 0.1, threshold=-1)
 
 
 # ----------------------------------------------------------------------- FID --
@@ -124,6 +66,25 @@ def test_frechet_distance_is_zero_for_identical_statistics():
   scale = float(jnp.trace(cov))
   assert abs(float(ge.frechet_distance_from_stats(mu, cov, mu, cov))) < 1e-5 * scale
   assert abs(float(ge.frechet_distance(feats, feats))) < 1e-5 * scale
+
+
+@pytest.mark.parametrize('d', [16, 64])
+def test_frechet_distance_of_two_samples_of_one_distribution_matches_scipy(d):
+  # The case that matters for a good generator: FD is 0.4% (d=16) and 1.1% (d=64) of
+  # Tr(C), so Tr(C₁) + Tr(C₂) and 2 Tr((C₁C₂)^½) cancel to two or three digits.
+  # Measured on the CPU: 9e-5 and 8e-6 relative. 1e-3 leaves room for other float32
+  # eigh/SVD routines (cuSOLVER) yet fails the square roots of the eigenvalues of
+  # S₁C₂S₁, which were off by 2.2e-3 and 2.6e-3 here.
+  rng = np.random.default_rng(d)
+  mixing = rng.normal(size=(d, d)) / np.sqrt(d)
+  a = (rng.normal(size=(2000, d)) @ mixing).astype(np.float32)
+  b = (rng.normal(size=(2000, d)) @ mixing).astype(np.float32)
+  a64, b64 = a.astype(np.float64), b.astype(np.float64)
+  mu1, cov1 = a64.mean(0), np.cov(a64, rowvar=False)
+  mu2, cov2 = b64.mean(0), np.cov(b64, rowvar=False)
+  ref = _scipy_fid(mu1, cov1, mu2, cov2)
+  assert ref < 0.02 * np.trace(cov1)
+  np.testing.assert_allclose(float(ge.frechet_distance(a, b)), ref, rtol=1e-3)
 
 
 def test_frechet_distance_diagonal_closed_form():
@@ -175,6 +136,20 @@ def test_mmd2_unbiased_matches_numpy(sizes):
   ref = _numpy_mmd2_unbiased(x, y)
   assert ref > 0.1  # a real difference, so the relative tolerance means something
   np.testing.assert_allclose(float(ge.mmd2_unbiased(x, y)), ref, rtol=1e-4)
+
+
+def test_mmd2_unbiased_of_one_distribution_matches_numpy():
+  # Same distribution, d = 64: MMD² is ~1e-3 of the kernel values, which cancel.
+  # Measured on the CPU: |error| ≤ 2e-7 x the mean kernel value (float32 sums of 250k
+  # entries); 2e-6 allows other summation orders.
+  rng = np.random.default_rng(11)
+  mixing = rng.normal(size=(64, 64)) / 8
+  x = (rng.normal(size=(500, 64)) @ mixing).astype(np.float32)
+  y = (rng.normal(size=(500, 64)) @ mixing).astype(np.float32)
+  ref = _numpy_mmd2_unbiased(x, y)
+  scale = np.mean((x.astype(np.float64) @ y.T.astype(np.float64) / 64 + 1) ** 3)
+  assert abs(ref) < 1e-2 * scale
+  assert abs(float(ge.mmd2_unbiased(x, y)) - ref) < 2e-6 * scale
 
 
 def test_kid_on_whole_sets_is_exact_and_has_zero_std():
@@ -304,6 +279,19 @@ def test_prdc_matches_brute_force_numpy(chunk):
     assert got[name] == pytest.approx(ref[name], abs=1e-6), name
 
 
+def test_prdc_in_64_dimensions_matches_brute_force_numpy():
+  # The counts flip only if a float32 distance lands on the other side of a radius than
+  # the float64 one: ~1e-7 relative, negligible for continuous random data.
+  rng = np.random.default_rng(12)
+  real = _random_gaussian(rng, 200, 64)
+  fake = _random_gaussian(rng, 150, 64, shift=0.1)
+  ref = _numpy_prdc(real, fake, pr_k=3, dc_k=5)
+  got = {**ge.precision_recall(real, fake, k=3, chunk=64),
+         **ge.density_coverage(real, fake, k=5, chunk=64)}
+  for name in ref:
+    assert got[name] == pytest.approx(ref[name], abs=1e-6), name
+
+
 def test_prdc_same_distribution_and_disjoint_sets():
   rng = np.random.default_rng(8)
   real = rng.normal(size=(1000, 4)).astype(np.float32)
@@ -357,3 +345,116 @@ def test_classifier_score_splits_and_numpy_reference():
                              rtol=1e-5)
   with pytest.raises(ValueError, match='splits=301'):
     ge.classifier_score(probs, splits=301)
+
+
+def test_classifier_score_with_1000_classes_matches_numpy():
+  # Inception-sized: 1000 classes, sparse predictions (many probabilities underflow
+  # to 0 in float32). Measured on the CPU: 1e-7 relative.
+  rng = np.random.default_rng(13)
+  probs = rng.dirichlet(np.full(1000, 0.05), size=2000)
+  marginal = probs.mean(0, keepdims=True)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    kl = np.sum(np.where(probs > 0, probs * (np.log(probs) - np.log(marginal)), 0.0), axis=1)
+  got = ge.classifier_score(probs.astype(np.float32))[0]
+  np.testing.assert_allclose(float(got), np.exp(np.mean(kl)), rtol=1e-5)
+
+
+# ------------------------------------------------------------------ precision --
+# Every product and convolution XLA compiles for a metric must be at HIGHEST
+# precision: the platform default is TF32 on recent NVIDIA GPUs and one bfloat16
+# pass on TPUs. The compiled modules are the same StableHLO on every platform, so
+# checking them on the CPU checks the GPU and TPU programs too. Products inside
+# opaque library calls (LAPACK, cuSOLVER eigh/SVD) are not visible here; they are
+# float32 routines.
+
+_PRODUCT = re.compile(r'stablehlo\.(dot_general|convolution)\b')
+_LEVELS = re.compile(r'precision = \[(\w+), (\w+)\]|#stablehlo<precision (\w+)>')
+
+
+def _compiled_modules(tmp_path, fn):
+  """StableHLO text of every module compiled while `fn()` runs, from empty caches.
+
+  `jax_dump_ir_to` writes each module JAX hands to XLA (jitted functions and
+  op-by-op dispatch alike) before any compilation-cache lookup.
+  """
+  jax.clear_caches()
+  jax.config.update('jax_dump_ir_to', str(tmp_path))
+  try:
+    jax.block_until_ready(fn())
+  finally:
+    jax.config.update('jax_dump_ir_to', '')
+  return {p.name: p.read_text() for p in sorted(pathlib.Path(tmp_path).glob('*.mlir'))}
+
+
+def _products(modules):
+  """[(module, op, precision levels)] for every dot_general and convolution."""
+  found = []
+  for name, text in modules.items():
+    for line in text.splitlines():
+      if match := _PRODUCT.search(line):
+        levels = {level for groups in _LEVELS.findall(line) for level in groups if level}
+        found.append((name, match.group(1), levels))
+  return found
+
+
+def _low_precision(modules):
+  return [p for p in _products(modules) if p[2] != {'HIGHEST'}]
+
+
+def test_the_precision_check_sees_default_precision_products(tmp_path):
+  x = jnp.ones((4, 4))
+  with jax.default_matmul_precision('default'):
+    modules = _compiled_modules(tmp_path, lambda: jax.jit(lambda a: a @ a)(x))
+  assert [p[1:] for p in _low_precision(modules)] == [('dot_general', {'DEFAULT'})]
+
+
+@pytest.fixture(scope='module')
+def tiny_feature_fn():
+  """`make_feature_fn` of an untrained 2-conv `FeatureNet` (its init is not under test)."""
+  net = gf.FeatureNet(num_classes=4, feature_dim=8, widths=(4, 8))
+  return gf.make_feature_fn(jax.jit(net.init)(KEY, jnp.zeros((1, 8, 8, 1))))
+
+
+_RNG = np.random.default_rng(14)
+_A = _RNG.normal(size=(40, 6)).astype(np.float32)
+_B = _RNG.normal(size=(30, 6)).astype(np.float32) + 0.3
+_IMAGES = _RNG.uniform(-1, 1, size=(12, 8, 8, 1)).astype(np.float32)
+_ENTRY_POINTS = {
+    'feature_statistics': lambda: ge.feature_statistics(_A),
+    'frechet_distance_from_stats': lambda: ge.frechet_distance_from_stats(
+        _A[0], np.eye(6) + _A[:6].T @ _A[:6], _A[1], np.eye(6)),
+    'frechet_distance': lambda: ge.frechet_distance(_A, _B),
+    'mmd2_unbiased': lambda: ge.mmd2_unbiased(_A, _B),
+    'kid': lambda: ge.kid(_A, _B, 3, 20, key=KEY),
+    'precision_recall': lambda: ge.precision_recall(_A, _B),
+    'density_coverage': lambda: ge.density_coverage(_A, _B),
+    'classifier_score': lambda: ge.classifier_score(_RNG.dirichlet(np.ones(5), 20)),
+    'make_feature_fn': lambda fn: fn(_IMAGES),
+    'image_metrics': lambda fn: ge.image_metrics(
+        fn, _IMAGES, _IMAGES[::-1] * 0.5, key=KEY, kid_subsets=2,
+        kid_subset_size=6, batch_size=5),
+}
+
+
+@pytest.mark.parametrize('entry_point', sorted(_ENTRY_POINTS))
+def test_every_metric_product_is_at_highest_precision(entry_point, tmp_path, tiny_feature_fn):
+  run = _ENTRY_POINTS[entry_point]
+  if entry_point in ('make_feature_fn', 'image_metrics'):
+    run = functools.partial(run, tiny_feature_fn)
+  # Under a bfloat16 default set by the caller, too: the metrics override it.
+  with jax.default_matmul_precision('bfloat16'):
+    modules = _compiled_modules(tmp_path, run)
+  assert modules, 'nothing was compiled: the check would be vacuous'
+  assert _low_precision(modules) == []
+  if entry_point != 'classifier_score':  # the one metric without products
+    assert _products(modules)
+
+
+def test_image_metrics_runs_a_plain_features_function_at_highest_precision(tmp_path):
+  # A user's network that leaves precision unset is called under 'highest'.
+  w = jnp.asarray(_RNG.normal(size=(64, 5)), jnp.float32)
+  features_fn = jax.jit(lambda images: images.reshape(images.shape[0], -1) @ w)
+  modules = _compiled_modules(tmp_path, lambda: ge.image_metrics(
+      features_fn, _IMAGES, _IMAGES * 0.5, key=KEY, kid_subsets=2, kid_subset_size=6))
+  assert any('jit__lambda' in name for name, _, _ in _products(modules))
+  assert _low_precision(modules) == []

@@ -1,5 +1,7 @@
 """Tests for ganjax.features: the digits feature extractor, its cache and image metrics."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,6 +63,11 @@ def test_feature_extractor_accuracy_on_digits(trained, digits):
 
 
 def test_feature_extractor_is_deterministic(digits):
+  # The promise holds on GPUs only with deterministic XLA kernels (see the docstring).
+  if (jax.default_backend() == 'gpu'
+      and '--xla_gpu_deterministic_ops=true' not in os.environ.get('XLA_FLAGS', '')):
+    pytest.skip('GPU without --xla_gpu_deterministic_ops=true in XLA_FLAGS: '
+                'reductions are not deterministic')
   x_tr, y_tr, x_te, y_te = digits
   train = lambda seed: gf.train_feature_extractor(
       x_tr[:256], y_tr[:256], x_te[:64], y_te[:64], num_classes=10, seed=seed, steps=20,
@@ -112,15 +119,22 @@ def test_image_metrics_orders_real_above_noise(trained, digits):
   assert good['precision'] > 0.6 > bad['precision']
   assert good['coverage'] > bad['coverage']
   assert good['classifier_score'] > 8.0  # held-out digits: confident and spread over 10 classes
-  # Each entry is the standalone metric on the same features (batching and padding change nothing).
+  # Each entry is the standalone metric on the same features (batching and padding change
+  # nothing beyond float32 round-off: on a GPU the convolution kernels, and so the order of
+  # their sums, depend on the batch size). A count-based metric may then flip one example
+  # on a boundary: 1/360 of the fake set.
   real_f, _ = features(x_tr[:400])
   fake_f, fake_p = features(x_te)
   np.testing.assert_allclose(good['fid'], float(ge.frechet_distance(real_f, fake_f)), rtol=1e-4)
   np.testing.assert_allclose(good['kid_mean'], float(ge.kid(real_f, fake_f, 10, 200, key=KEY)[0]),
                              rtol=1e-4)
-  assert good['precision'] == pytest.approx(ge.precision_recall(real_f, fake_f)['precision'])
-  assert good['density'] == pytest.approx(ge.density_coverage(real_f, fake_f)['density'])
-  assert good['classifier_score'] == pytest.approx(float(ge.classifier_score(fake_p)[0]))
+  one = 1.0 / len(x_te)
+  assert good['precision'] == pytest.approx(ge.precision_recall(real_f, fake_f)['precision'],
+                                            abs=one)
+  assert good['density'] == pytest.approx(ge.density_coverage(real_f, fake_f)['density'],
+                                          abs=one)
+  assert good['classifier_score'] == pytest.approx(float(ge.classifier_score(fake_p)[0]),
+                                                   rel=1e-5)
 
 
 def test_image_metrics_with_a_features_only_function():
@@ -133,3 +147,15 @@ def test_image_metrics_with_a_features_only_function():
   assert 'classifier_score' not in out
   np.testing.assert_allclose(out['fid'], float(ge.frechet_distance(flatten(real), flatten(fake))),
                              rtol=1e-4)
+
+
+def test_image_metrics_takes_examples_of_any_shape():
+  # Any rank with a leading example axis, as the docstring says (here 2-D feature rows).
+  rng = np.random.default_rng(11)
+  real = rng.normal(size=(40, 3)).astype(np.float32)
+  fake = rng.normal(size=(30, 3)).astype(np.float32) + 1.0
+  out = ge.image_metrics(lambda x: x, real, fake, key=KEY, kid_subsets=2, kid_subset_size=20,
+                         batch_size=16)
+  np.testing.assert_allclose(out['fid'], float(ge.frechet_distance(real, fake)), rtol=1e-5)
+  with pytest.raises(ValueError, match=r'fake_images must hold at least one example'):
+    ge.image_metrics(lambda x: x, real, np.zeros((0, 3)), key=KEY)

@@ -48,7 +48,7 @@ case "$cmd" in
   bench)
     shift
     ensure_env train,test,bench
-    exec "$PY" -m ganjax.bench "$@"
+    exec "$PY" -m benchmarks.bench "$@"
     ;;
   train)
     ensure_env train,test

@@ -20,5 +20,5 @@ print("jax", jax.__version__, jax.devices(), "flax", flax.__version__, "optax",
       optax.__version__, "torch", torch.__version__, torch.cuda.get_device_name())' || exit 1
 # Leave GPU memory for PyTorch, which runs in the same process.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
-python3 -m ganjax.bench --platform gpu --quick --deadline_s "$deadline" --out "$out" \
+python3 -m benchmarks.bench --platform gpu --quick --deadline_s "$deadline" --out "$out" \
   2>&1 | tee "$out/bench_gpu.log"

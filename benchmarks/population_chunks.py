@@ -14,7 +14,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from ganjax import bench_cases  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import cases as bench_cases  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main(model: str, n: int, steps: int, reps: int = 5) -> None:

@@ -3,14 +3,12 @@
     pip install -e ".[prepare]" && python -m ganjax.prepare celeba64
     ./run.sh --config=configs/celeba64.py --workdir=runs/celeba64
 
+The DCGAN image recipe of `configs/default.py: dcgan_images`, as CIFAR-10's.
 CelebA has no class labels, so the feature-space metrics are off (samples only).
 """
 
-from configs import cifar10
+from configs import default
 
 
 def get_config():
-  c = cifar10.get_config()  # the same DCGAN recipe and length
-  c.name = 'celeba64'
-  c.dataset = 'celeba64'
-  return c
+  return default.dcgan_images('celeba64', 'celeba64', steps=50000)

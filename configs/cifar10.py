@@ -2,14 +2,12 @@
 
     pip install -e ".[prepare]" && python -m ganjax.prepare cifar10
     ./run.sh --config=configs/cifar10.py --workdir=runs/cifar10
+
+The DCGAN image recipe of `configs/default.py: dcgan_images`, as MNIST and CelebA use it.
 """
 
-from configs import mnist
+from configs import default
 
 
 def get_config():
-  c = mnist.get_config()  # the same DCGAN recipe
-  c.name = 'cifar10'
-  c.dataset = 'cifar10'
-  c.steps = 50000
-  return c
+  return default.dcgan_images('cifar10', 'cifar10', steps=50000)

@@ -2,17 +2,34 @@
 
     ./run.sh --config=configs/default.py --workdir=runs/default
 
-Fields left as `placeholder`s (None) take the loss's default from
-`ganjax.train.LOSS_DEFAULTS` (for example WGAN: penalty wgan_gp, weight 10,
-n_dis 5), so `--loss=wgan` alone gives a sensible WGAN-GP.
+Fields left as `placeholder`s (None) take the registered loss's defaults
+(`ganjax.losses.register(..., penalty=, penalty_weight=, n_dis=, betas=)`; for
+example WGAN: penalty wgan_gp, weight 10, n_dis 5), so `--loss=wgan` alone gives
+a sensible WGAN-GP. The recipes below (`mixture_mlp`, `dcgan_images`) build on
+`get_config` and are what the other config files call: every config is at most
+two deep, default -> one recipe.
 """
 
+from typing import Any
+
 from ml_collections import config_dict
+
+from ganjax import losses, models
+
+
+def _placeholders(defaults: list[dict[str, Any]]) -> config_dict.ConfigDict:
+  """A None placeholder per option name, typed by its defaults (`object` where they differ)."""
+  types: dict[str, type] = {}
+  for options in defaults:
+    for name, default in options.items():
+      kind = object if default is None else type(default)
+      types[name] = kind if types.get(name, kind) is kind else object
+  return config_dict.ConfigDict({k: config_dict.placeholder(t) for k, t in sorted(types.items())})
 
 
 def _optimizer() -> config_dict.ConfigDict:
   # `object` fields accept a number or, with a population, one number per member.
-  # b1/b2 left as None take the loss's default (ganjax.train.LOSS_DEFAULTS).
+  # b1/b2 left as None take the loss's default (its registered `betas`).
   return config_dict.ConfigDict(dict(
       name='adam', learning_rate=config_dict.FieldReference(1e-4, field_type=object),
       b1=config_dict.placeholder(float), b2=config_dict.placeholder(float)))
@@ -22,38 +39,33 @@ def get_config() -> config_dict.ConfigDict:
   c = config_dict.ConfigDict()
   c.name = 'default'                 # used for the default workdir runs/<name>
   # --- objective
-  c.loss = 'classic'                 # one of ganjax.losses.names()
-  # Keyword arguments for the loss; None = the loss's own default; each goes to the side(s)
-  # whose function accepts it (ganjax.losses docstrings).
-  c.loss_options = config_dict.ConfigDict(dict(
-      form=config_dict.placeholder(str),             # classic: softplus | bce | direct
-      generator=config_dict.placeholder(str),        # classic: non_saturating | minimax
-      label_smoothing=config_dict.placeholder(float),  # classic, relativistic (one-sided)
-      margin=config_dict.placeholder(float),         # hinge
-      real_target=config_dict.placeholder(float),    # least_squares b
-      fake_target=config_dict.placeholder(float),    # least_squares a
-      target=config_dict.placeholder(float),         # least_squares generator c
-  ))
-  c.penalty = config_dict.placeholder(str)   # none | wgan_gp | r1 | r2 | dragan | clip
+  c.loss = 'classic'                 # a registered loss: ganjax.losses.names()
+  # One None placeholder per keyword option of every registered loss (None = the loss's own
+  # default; its docstring states the formula and the valid range); each option goes to
+  # the side(s) whose function accepts it. A loss registered before this runs (by a module
+  # the config file imports) gets its options here too.
+  c.loss_options = _placeholders(
+      [loss.option_defaults() for loss in map(losses.get, losses.names())])
+  c.penalty = config_dict.placeholder(str)   # ganjax.penalties.names(): none | wgan_gp | r1 |
+                                             # r2 | dragan | clip
   c.penalty_weight = config_dict.placeholder(object)  # λ/γ (clip: the clip value c); list = per member
   c.n_dis = config_dict.placeholder(int)     # discriminator updates per generator update
   # --- data and model
-  c.dataset = 'ring'                 # ring | grid | digits | mnist | cifar10 | celeba64
+  c.dataset = 'ring'                 # ganjax.data.names(): ring | grid | digits | mnist |
+                                     # cifar10 | celeba64
   c.data_dir = ''                    # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data_seed = 0                    # data order; shared by all population members
-  c.model = 'mlp'                    # mlp | dcgan
-  c.model_options = config_dict.ConfigDict(dict(  # None = the model's default
-      z_dim=config_dict.placeholder(int),            # noise dimension (mlp 16, dcgan 100)
-      hidden=config_dict.placeholder(tuple),         # mlp: hidden widths (128, 128, 128)
-      width=config_dict.placeholder(int),            # dcgan: base channel count (64)
-      spectral_norm=config_dict.placeholder(bool),   # dcgan: spectral norm in D (False)
-      batch_norm=config_dict.placeholder(bool),      # dcgan: batch norm in G (False); its
-                                                     # statistics are averaged over devices
-  ))
+  c.model = 'mlp'                    # ganjax.models.names(): mlp | dcgan
+  # One None placeholder per option of every registered model family (None = its default;
+  # mlp: z_dim 16, hidden (128, 128, 128); dcgan: z_dim 100, width 64, spectral_norm in D,
+  # batch_norm in G with statistics averaged over devices).
+  c.model_options = _placeholders(
+      [model.option_defaults() for model in map(models.get, models.names())])
   c.batch_size = 256                 # global batch (all devices, all processes)
   # --- optimisation
   c.steps = 2000                     # generator updates
-  c.g_optimizer = _optimizer()      # name: adam | sgd | rmsprop; learning_rate may be a list
+  c.g_optimizer = _optimizer()       # name: ganjax.optimizers.names(): adam | rmsprop | sgd;
+                                     # learning_rate may be a list
   c.d_optimizer = _optimizer()
   c.ema_decay = 0.0                  # generator EMA decay (0 disables)
   c.seed = 0                         # member i of the population uses seed + i
@@ -74,4 +86,39 @@ def get_config() -> config_dict.ConfigDict:
   c.kid_subset_size = 1000
   c.checkpoint_every = 1000          # async Orbax save (and at the end)
   c.keep_checkpoints = 3             # checkpoints kept by the preservation policy
+  return c
+
+
+def _recipe(name: str, dataset: str, model: str, *, batch_size: int, steps: int,
+            learning_rates: tuple[float, float], schedule: tuple[int, int, int]
+            ) -> config_dict.ConfigDict:
+  """`get_config` with the fields every recipe sets; `learning_rates` are (G, D) and
+  `schedule` is (log_every, eval_every, checkpoint_every)."""
+  c = get_config()
+  c.name, c.dataset, c.model = name, dataset, model
+  c.batch_size, c.steps = batch_size, steps
+  c.g_optimizer.learning_rate, c.d_optimizer.learning_rate = learning_rates
+  c.log_every, c.eval_every, c.checkpoint_every = schedule
+  return c
+
+
+def mixture_mlp(name: str, dataset: str) -> config_dict.ConfigDict:
+  """The 2D-mixture recipe: MLP GAN, batch 256, 5,000 steps, TTUR rates (G 2e-4, D 5e-4,
+  Heusel et al. 2017); configs/ring.py and grid.py use it."""
+  c = _recipe(name, dataset, 'mlp', batch_size=256, steps=5000, learning_rates=(2e-4, 5e-4),
+              schedule=(500, 1000, 1000))
+  # WGAN-GP's λ on 2D toy data, as in Gulrajani et al.'s gan_toy.py (λ=10 is for images:
+  # on modes of std 0.01 it flattens the critic; measured: 3 of 8 modes vs 8 with λ=0.1).
+  c.penalty_weight = 0.1
+  return c
+
+
+def dcgan_images(name: str, dataset: str, steps: int) -> config_dict.ConfigDict:
+  """The DCGAN image recipe (Radford et al. 2016: Adam 2e-4, β1 0.5, batch 64), with a
+  generator EMA of 0.999; configs/digits.py, mnist.py, cifar10.py and celeba64.py use it."""
+  c = _recipe(name, dataset, 'dcgan', batch_size=64, steps=steps, learning_rates=(2e-4, 2e-4),
+              schedule=(500, 5000, 2000))
+  c.model_options.width = 64
+  c.ema_decay = 0.999
+  c.eval_samples = 10000
   return c

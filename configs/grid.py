@@ -3,13 +3,10 @@
     ./run.sh --config=configs/grid.py --workdir=runs/grid
 """
 
-from configs import ring
+from configs import default
 
 
 def get_config():
-  c = ring.get_config()
-  c.name = 'grid'
-  c.dataset = 'grid'
+  c = default.mixture_mlp('grid', 'grid')
   c.model_options.hidden = (256, 256, 256)
-  c.steps = 5000
   return c

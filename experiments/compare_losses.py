@@ -26,17 +26,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from ganjax import train  # pylint: disable=wrong-import-position
+from ganjax import losses, train  # pylint: disable=wrong-import-position
 
-# name -> (loss, loss_options)
-VARIANTS = {
-    'classic (non-saturating)': ('classic', {}),
-    'classic (minimax)': ('classic', {'generator': 'minimax'}),
-    'wgan-gp': ('wgan', {}),
-    'hinge': ('hinge', {}),
-    'least squares': ('least_squares', {}),
-    'relativistic': ('relativistic', {}),
-}
+
+def variants(names=None):
+  """label -> (loss, loss_options): every row of every registered loss (`Loss.experiment_rows`),
+  or of the losses `names` only."""
+  return {label: (loss.name, options)
+          for loss in map(losses.get, names or losses.names())
+          for label, options in loss.experiment_rows()}
+
+
 DATASETS = ('ring', 'grid', 'digits')
 # Per dataset: steps and seeds of the full and the quick run, and the metrics reported.
 PLAN = {
@@ -68,27 +68,18 @@ VEEGAN_NOTE = ('VEEGAN (Srivastava et al. 2017, arXiv:1705.07761), Table 1, repo
                'offline, and unchecked numbers are not a reference.')
 
 
-def make_config(dataset, variant, steps, seeds, evals, quick=False):
-  loss, options = VARIANTS[variant]
+def make_config(dataset, loss, options, steps, seeds, evals, quick=False):
   config = importlib.import_module(f'configs.{dataset}').get_config()
-  config.loss = loss
-  for key, value in options.items():
-    config.loss_options[key] = value
-  config.steps = steps
-  config.population = seeds
-  config.eval_every = max(1, steps // evals)
-  config.log_every = config.eval_every
-  config.checkpoint_every = steps
-  if dataset == 'digits':
-    config.eval_samples = 360  # the size of the held-out split
-    config.kid_subset_size = 100
+  every = max(1, steps // evals)
+  fields = {'loss': loss, 'steps': steps, 'population': seeds, 'eval_every': every,
+            'log_every': every, 'checkpoint_every': steps}
+  fields.update({f'loss_options.{k}': v for k, v in options.items()})
+  if dataset == 'digits':  # the held-out split has 360 digits
+    fields.update({'eval_samples': 360, 'kid_subset_size': 100})
   if quick:  # small models compile fast: this mode only checks that everything runs
-    if dataset == 'digits':
-      config.model_options.width = 8
-      config.feature_steps = 100
-      config.kid_subsets = 10
-    else:
-      config.model_options.hidden = (32, 32)
+    fields.update({'model_options.width': 8, 'feature_steps': 100, 'kid_subsets': 10}
+                  if dataset == 'digits' else {'model_options.hidden': (32, 32)})
+  config.update_from_flattened_dict(fields)
   return config
 
 
@@ -130,13 +121,13 @@ def run(args):
   for dataset in args.datasets:
     plan = PLAN[dataset]
     steps = plan['quick_steps'] if args.quick else plan['steps']
-    for variant in VARIANTS:
+    for variant, (loss, options) in variants(args.losses).items():
       done = results.get(dataset, {}).get(variant)
       if done and done['steps'] == steps and len(done['members']) == args.seeds:
         print(f'{dataset} / {variant}: already in {results_path}', flush=True)
         continue
       workdir = os.path.join(args.out, 'runs', dataset, variant.replace(' ', '_').strip('()'))
-      config = make_config(dataset, variant, steps, args.seeds, args.evals, args.quick)
+      config = make_config(dataset, loss, options, steps, args.seeds, args.evals, args.quick)
       if args.data_dir:
         config.data_dir = args.data_dir
       print(f'[{datetime.datetime.now():%H:%M:%S}] {dataset} / {variant}: {steps} steps x '
@@ -203,8 +194,9 @@ def plot_samples(out, dataset, by_variant):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, len(by_variant), figsize=(3 * len(by_variant), 3.2))
-  for ax, (variant, r) in zip(axes, by_variant.items()):
+  fig, axes = plt.subplots(1, len(by_variant), figsize=(3 * len(by_variant), 3.2),
+                           squeeze=False)
+  for ax, (variant, r) in zip(axes[0], by_variant.items()):
     if os.path.exists(r['samples']):
       ax.imshow(plt.imread(r['samples']), cmap='gray')
     ax.set_title(variant, fontsize=9)
@@ -239,15 +231,24 @@ def plot_curves(out, dataset, by_variant):
   plt.close(fig)
 
 
-def main():
+def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true', help='a few steps per run (smoke test)')
   parser.add_argument('--seeds', type=int, default=None, help='seeds per loss (5; quick: 2)')
   parser.add_argument('--evals', type=int, default=None, help='evaluations per run (10; quick: 2)')
   parser.add_argument('--datasets', nargs='+', default=list(DATASETS), choices=DATASETS)
+  parser.add_argument('--losses', nargs='+', default=None,
+                      help='registered losses to run (default: all, with their variants)')
+  parser.add_argument('--imports', nargs='+', default=[],
+                      help='modules to import first, e.g. one that registers a loss')
   parser.add_argument('--data_dir', default='', help='TFDS data dir for digits')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
+  for module in args.imports:
+    importlib.import_module(module)
+  for name in args.losses or ():
+    if name not in losses.names():
+      parser.error(f'--losses: unknown loss {name!r}; valid: {", ".join(losses.names())}.')
   if args.seeds is None:
     args.seeds = 2 if args.quick else 5
   if args.evals is None:

@@ -6,11 +6,13 @@ images, float32 points for 2D data). The order depends only on the data seed,
 so the iterator's position is just the step number, a checkpoint restores it
 exactly, and any number of processes see the same global batch.
 
-* ``ring`` and ``grid``: Gaussian mixtures generated from the seed (no files).
+Every dataset is a registered record (`register`, `get`, `names`):
+
+* ``ring`` and ``grid``: `Mixture`s, Gaussian mixtures generated from the seed.
 * ``digits``: scikit-learn's 8x8 digits, registered as the TFDS builder
   ``sklearn_digits`` that prepares itself offline into array_record, then read
   through ``tfds.data_source`` like any standard dataset.
-* ``mnist``, ``cifar10``, ``celeb_a``: standard TFDS datasets through
+* ``mnist``, ``cifar10``, ``celeba64``: standard TFDS datasets (`TfdsImages`) through
   ``tfds.data_source``; they must be prepared once (needs TensorFlow and the
   network): ``pip install -e .[prepare] && python -m ganjax.prepare NAME``.
 """
@@ -26,11 +28,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from absl import logging
 
-MIXTURES = ('ring', 'grid')
-TFDS_NAMES = {'digits': 'sklearn_digits', 'mnist': 'mnist', 'cifar10': 'cifar10',
-              'celeba64': 'celeb_a'}
-DATASETS = MIXTURES + tuple(TFDS_NAMES)
-_IMAGE_SIZE = {'digits': 8, 'mnist': 28, 'cifar10': 32, 'celeba64': 64}
+from ganjax.registry import Registry
+
 IN_MEMORY_BYTES = 256 << 20  # training splits up to this size (decoded) are held in memory
 
 
@@ -38,111 +37,87 @@ def default_data_dir() -> str:
   return os.environ.get('TFDS_DATA_DIR', os.path.expanduser('~/tensorflow_datasets'))
 
 
-# ----------------------------------------------------------------- mixtures --
+# ----------------------------------------------------------------- sources --
 
-def mixture_centers(name: str) -> tuple[np.ndarray, float]:
-  """Mode centers and per-mode std of the 2D mixtures (VEEGAN/PacGAN protocol)."""
-  if name == 'ring':  # 8 modes on the unit circle, std 0.01
-    angles = 2 * np.pi * np.arange(8) / 8
-    return np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32), 0.01
-  if name == 'grid':  # 25 modes at {-4,-2,0,2,4}^2, std 0.05
-    ticks = np.arange(-4, 5, 2, dtype=np.float32)
-    return np.stack(np.meshgrid(ticks, ticks), -1).reshape(-1, 2), 0.05
-  raise ValueError(f'unknown mixture {name!r}; valid: {", ".join(MIXTURES)}.')
+@dataclasses.dataclass(frozen=True, eq=False)
+class Mixture:
+  """A 2D Gaussian mixture generated from the seed: no files (VEEGAN/PacGAN protocol)."""
+  centers: np.ndarray  # (K, 2) mode centers
+  std: float           # per-mode standard deviation
+
+  example_shape = (2,)
+  has_labels = False
+  num_train = 0
+
+  def open(self, name: str, data_dir: str | None) -> 'Mixture':
+    del name, data_dir  # nothing to read
+    return self
+
+  def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    modes = rng.integers(0, len(self.centers), n)
+    return (self.centers[modes] + self.std * rng.standard_normal((n, 2))).astype(np.float32)
+
+  def batch(self, step: int, seed: int, n_dis: int, batch_size: int, cols: slice) -> np.ndarray:
+    points = self.sample(n_dis * batch_size, np.random.default_rng([seed, step]))
+    return points.reshape(n_dis, batch_size, 2)[:, cols]
+
+  def eval_examples(self, n: int, seed: int) -> np.ndarray:
+    return self.sample(n, np.random.default_rng([seed, 2**31]))
 
 
-def sample_mixture(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-  centers, std = mixture_centers(name)
-  modes = rng.integers(0, len(centers), n)
-  return (centers[modes] + std * rng.standard_normal((n, 2))).astype(np.float32)
+@dataclasses.dataclass(frozen=True)
+class TfdsImages:
+  """A TFDS image dataset read with ``tfds.data_source`` (array_record), resized to `size`.
 
-
-# -------------------------------------------------------------- the dataset --
-
-@dataclasses.dataclass
-class Dataset:
-  """Random-access batches of one dataset for one process.
-
-  Global batch `step` holds ``n_dis × batch_size`` examples laid out as
-  ``(n_dis, batch_size)`` (one real batch per discriminator update); process
-  i of p reads columns ``[i·b/p, (i+1)·b/p)`` of it and nothing else.
+  `prepare(data_dir)` is for builders that prepare themselves offline
+  (digits); the others must be prepared once with ``python -m ganjax.prepare``.
   """
-  name: str
-  batch_size: int
-  n_dis: int = 1
-  seed: int = 0
-  process_index: int = 0
-  process_count: int = 1
-  data_dir: str | None = None
+  tfds_name: str
+  size: int
+  prepare: Callable[[str], None] | None = None
 
-  def __post_init__(self):
-    if self.name not in DATASETS:
-      raise ValueError(f'unknown dataset {self.name!r}; valid: {", ".join(DATASETS)}.')
-    if self.batch_size % self.process_count:
-      raise ValueError(f'batch_size {self.batch_size} does not divide by the process '
-                       f'count {self.process_count}.')
-    self.local_batch = self.batch_size // self.process_count
-    self._sources, self._cache = None, None
-    if self.name not in MIXTURES:
-      self._sources = open_tfds(self.name, self.data_dir or default_data_dir())
-      self._cache = self._load_in_memory()
-      if self.num_train < self.n_dis * self.batch_size:
-        raise ValueError(f'dataset {self.name} has {self.num_train} training examples, fewer '
-                         f'than one step\'s {self.n_dis} x {self.batch_size}.')
+  def open(self, name: str, data_dir: str | None) -> 'TfdsReader':
+    """Opens registered dataset `name`; raises FileNotFoundError if it is not prepared."""
+    return TfdsReader(self, open_tfds(name, self, data_dir or default_data_dir()))
+
+
+class TfdsReader:
+  """Random access to an opened `TfdsImages` dataset: NHWC float32 in [-1, 1]."""
+
+  def __init__(self, spec: TfdsImages, sources: dict):
+    self.spec, self._sources = spec, sources
+    self._cache = self._load_in_memory()
 
   @property
   def example_shape(self) -> tuple[int, ...]:
-    if self.name in MIXTURES:
-      return (2,)
-    size = _IMAGE_SIZE[self.name]
-    return (size, size) + np.shape(self._sources['train'][0]['image'])[2:]
+    return (self.spec.size, self.spec.size) + np.shape(self._sources['train'][0]['image'])[2:]
 
   @property
   def has_labels(self) -> bool:
-    return self._sources is not None and 'label' in self._sources['train'][0]
+    return 'label' in self._sources['train'][0]
 
   @property
   def num_train(self) -> int:
-    return len(self._sources['train']) if self._sources else 0
+    return len(self._sources['train'])
 
-  def batch(self, step: int) -> np.ndarray:
-    """This process's share of global batch `step`: (n_dis, local_batch, ...)."""
-    per_step = self.n_dis * self.batch_size
-    cols = slice(self.process_index * self.local_batch,
-                 (self.process_index + 1) * self.local_batch)
-    if self.name in MIXTURES:
-      rng = np.random.default_rng([self.seed, step])
-      points = sample_mixture(self.name, per_step, rng)
-      return points.reshape(self.n_dis, self.batch_size, 2)[:, cols]
+  def batch(self, step: int, seed: int, n_dis: int, batch_size: int, cols: slice) -> np.ndarray:
+    per_step = n_dis * batch_size
     per_epoch = self.num_train // per_step  # drop the remainder of each epoch
     epoch, within = divmod(step, per_epoch)
-    perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
-    idx = perm[within * per_step:(within + 1) * per_step].reshape(self.n_dis, -1)[:, cols]
+    perm = np.random.default_rng([seed, epoch]).permutation(self.num_train)
+    idx = perm[within * per_step:(within + 1) * per_step].reshape(n_dis, -1)[:, cols]
     images = self._read('train', idx.ravel())
-    return images.reshape(self.n_dis, self.local_batch, *images.shape[1:])
+    return images.reshape(idx.shape + images.shape[1:])
 
-  def call_batch(self, step: int, steps: int = 1) -> np.ndarray:
-    """`batch(step)`, or with `steps` k > 1 the batches of steps step..step+k-1 stacked,
-    ``(k, n_dis, local_batch, ...)``: the input of one call running k steps."""
-    if steps == 1:
-      return self.batch(step)
-    return np.stack([self.batch(step + i) for i in range(steps)])
-
-  def eval_examples(self, n: int) -> np.ndarray:
-    """`n` held-out real examples (the test split; fresh draws for mixtures)."""
-    if self.name in MIXTURES:
-      return sample_mixture(self.name, n, np.random.default_rng([self.seed, 2**31]))
-    m = min(n, len(self._sources['test']))
-    return self._read('test', np.arange(m))
+  def eval_examples(self, n: int, seed: int) -> np.ndarray:
+    del seed  # the test split, in its order
+    return self._read('test', np.arange(min(n, len(self._sources['test']))))
 
   def labelled(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """All (images, labels) of `split`, for training a feature extractor."""
-    if self._sources is None:
-      raise ValueError(f'dataset {self.name} has no labels.')
     src = self._sources[split]
     records = src.__getitems__(list(range(len(src))))
     if 'label' not in records[0]:
-      raise ValueError(f'dataset {self.name} has no "label" feature.')
+      raise ValueError(f'dataset {self.spec.tfds_name} has no "label" feature.')
     return (self._images(records), np.array([r['label'] for r in records], np.int32))
 
   def _load_in_memory(self) -> np.ndarray | None:
@@ -152,8 +127,7 @@ class Dataset:
     (on 2 cores the prefetch thread competes with XLA); a small dataset is
     decoded once through the same data source and then indexed in memory.
     """
-    source = self._sources['train']
-    size = _IMAGE_SIZE[self.name]
+    source, size = self._sources['train'], self.spec.size
     channels = np.shape(source[0]['image'])[-1]
     if len(source) * size * size * channels > IN_MEMORY_BYTES:
       return None
@@ -167,8 +141,7 @@ class Dataset:
     return self._images(self._sources[split].__getitems__(indices.tolist()))
 
   def _images(self, records) -> np.ndarray:
-    size = _IMAGE_SIZE[self.name]
-    images = np.stack([_fit(r['image'], size) for r in records])
+    images = np.stack([_fit(r['image'], self.spec.size) for r in records])
     return images.astype(np.float32) / 127.5 - 1.0
 
 
@@ -186,28 +159,130 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
   return np.asarray(resized).reshape(size, size, -1)
 
 
-# ------------------------------------------------------------------- TFDS --
-
-def open_tfds(name: str, data_dir: str):
-  """The train/test array_record data sources of `name`, prepared if offline."""
+def open_tfds(name: str, spec: TfdsImages, data_dir: str):
+  """The train/test array_record data sources of dataset `name` (prepared if it prepares
+  itself; otherwise a FileNotFoundError gives the command that prepares it)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  tfds_name = TFDS_NAMES[name]
-  if name == 'digits':
-    from ganjax import digits_builder  # pylint: disable=g-import-not-at-top
-    digits_builder.prepare(data_dir)
-  else:
-    builder = tfds.builder(tfds_name, data_dir=data_dir)
-    if not builder.is_prepared():
-      raise FileNotFoundError(
-          f'dataset {name} (TFDS {tfds_name}) is not prepared under {data_dir}. Prepare it '
-          f'once (needs TensorFlow and the network): pip install -e ".[prepare]" && '
-          f'python -m ganjax.prepare {name} --data_dir={data_dir}')
+  if spec.prepare is not None:
+    spec.prepare(data_dir)
+  elif not tfds.builder(spec.tfds_name, data_dir=data_dir).is_prepared():
+    raise FileNotFoundError(
+        f'dataset {name} (TFDS {spec.tfds_name}) is not prepared under {data_dir}. Prepare it '
+        f'once (needs TensorFlow and the network): pip install -e ".[prepare]" && '
+        f'python -m ganjax.prepare {name} --data_dir={data_dir}')
   try:
-    return tfds.data_source(tfds_name, data_dir=data_dir, download=False)
+    return tfds.data_source(spec.tfds_name, data_dir=data_dir, download=False)
   except NotImplementedError as e:
     raise FileNotFoundError(
         f'dataset {name} under {data_dir} is not in array_record format; re-prepare it with '
         f'python -m ganjax.prepare {name} --data_dir={data_dir}') from e
+
+
+# ----------------------------------------------------------------- registry --
+
+_REGISTRY: Registry[Mixture | TfdsImages] = Registry('dataset')
+
+
+def register(name: str, source: Mixture | TfdsImages, *, replace: bool = False):
+  """Registers a dataset: a `Mixture`, a `TfdsImages`, or any record with their methods."""
+  return _REGISTRY.add(name, source, replace=replace)
+
+
+get = _REGISTRY.get      # get(name) -> the dataset's record; an unknown name raises
+names = _REGISTRY.names  # names() -> the registered names, in order
+
+
+def _ring() -> Mixture:  # 8 modes on the unit circle, std 0.01
+  angles = 2 * np.pi * np.arange(8) / 8
+  return Mixture(np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32), 0.01)
+
+
+def _grid() -> Mixture:  # 25 modes at {-4,-2,0,2,4}^2, std 0.05
+  ticks = np.arange(-4, 5, 2, dtype=np.float32)
+  return Mixture(np.stack(np.meshgrid(ticks, ticks), -1).reshape(-1, 2), 0.05)
+
+
+def _prepare_digits(data_dir: str) -> None:
+  from ganjax import digits_builder  # pylint: disable=g-import-not-at-top
+  digits_builder.prepare(data_dir)
+
+
+register('ring', _ring())
+register('grid', _grid())
+register('digits', TfdsImages('sklearn_digits', 8, prepare=_prepare_digits))
+register('mnist', TfdsImages('mnist', 28))
+register('cifar10', TfdsImages('cifar10', 32))
+register('celeba64', TfdsImages('celeb_a', 64))
+
+
+# -------------------------------------------------------------- the dataset --
+
+@dataclasses.dataclass
+class Dataset:
+  """Random-access batches of one registered dataset for one process.
+
+  Global batch `step` holds ``n_dis × batch_size`` examples laid out as
+  ``(n_dis, batch_size)`` (one real batch per discriminator update); process
+  i of p reads columns ``[i·b/p, (i+1)·b/p)`` of it and nothing else.
+  """
+  name: str
+  batch_size: int
+  n_dis: int = 1
+  seed: int = 0
+  process_index: int = 0
+  process_count: int = 1
+  data_dir: str | None = None
+
+  def __post_init__(self):
+    spec = get(self.name)
+    if self.batch_size % self.process_count:
+      raise ValueError(f'batch_size {self.batch_size} does not divide by the process '
+                       f'count {self.process_count}.')
+    self.local_batch = self.batch_size // self.process_count
+    self.source = spec.open(self.name, self.data_dir)
+    if self.mixture is None and self.num_train < self.n_dis * self.batch_size:
+      raise ValueError(f'dataset {self.name} has {self.num_train} training examples, fewer '
+                       f'than one step\'s {self.n_dis} x {self.batch_size}.')
+
+  @property
+  def mixture(self) -> Mixture | None:
+    """The mixture's record (centers, std) for 2D mixtures, else None."""
+    return self.source if isinstance(self.source, Mixture) else None
+
+  @property
+  def example_shape(self) -> tuple[int, ...]:
+    return self.source.example_shape
+
+  @property
+  def has_labels(self) -> bool:
+    return self.source.has_labels
+
+  @property
+  def num_train(self) -> int:
+    return self.source.num_train
+
+  def batch(self, step: int) -> np.ndarray:
+    """This process's share of global batch `step`: (n_dis, local_batch, ...)."""
+    cols = slice(self.process_index * self.local_batch,
+                 (self.process_index + 1) * self.local_batch)
+    return self.source.batch(step, self.seed, self.n_dis, self.batch_size, cols)
+
+  def call_batch(self, step: int, steps: int = 1) -> np.ndarray:
+    """`batch(step)`, or with `steps` k > 1 the batches of steps step..step+k-1 stacked,
+    ``(k, n_dis, local_batch, ...)``: the input of one call running k steps."""
+    if steps == 1:
+      return self.batch(step)
+    return np.stack([self.batch(step + i) for i in range(steps)])
+
+  def eval_examples(self, n: int) -> np.ndarray:
+    """`n` held-out real examples (the test split; fresh draws for mixtures)."""
+    return self.source.eval_examples(n, self.seed)
+
+  def labelled(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """All (images, labels) of `split`, for training a feature extractor."""
+    if not self.has_labels:
+      raise ValueError(f'dataset {self.name} has no labels.')
+    return self.source.labelled(split)
 
 
 # --------------------------------------------------------------- prefetch --

@@ -22,10 +22,14 @@ This module imports only jax and numpy so that any project can use it::
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+
+from ganjax.arrays import as_float
+from ganjax.registry import Registry
 
 Array = Any
 
@@ -36,18 +40,9 @@ _GENERATORS = ('non_saturating', 'minimax')
 
 # ----------------------------------------------------------------- helpers --
 
-def _as_float(x: Array, name: str) -> jax.Array:
-  """Returns `x` as a float array of at least float32; rejects ints/bools."""
-  dtype = jnp.result_type(x)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    raise TypeError(f'{name} must be a floating-point array of logits, got dtype {dtype}.')
-  x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def _pair(real_logits: Array, fake_logits: Array) -> tuple[jax.Array, jax.Array]:
-  real = _as_float(real_logits, 'real_logits')
-  fake = _as_float(fake_logits, 'fake_logits')
+  real = as_float(real_logits, 'real_logits')
+  fake = as_float(fake_logits, 'fake_logits')
   if real.shape != fake.shape:
     raise ValueError(
         f'real_logits shape {real.shape} and fake_logits shape {fake.shape} '
@@ -159,7 +154,7 @@ def classic_generator(fake_logits, real_logits=None, *, generator='non_saturatin
   del real_logits
   _check_choice('generator', generator, _GENERATORS)
   _check_choice('form', form, _CLASSIC_FORMS)
-  fake = _as_float(fake_logits, 'fake_logits')
+  fake = as_float(fake_logits, 'fake_logits')
   if generator == 'non_saturating':
     values = _neg_log_sigmoid(fake, form)
   else:
@@ -183,7 +178,7 @@ def wgan_discriminator(real_logits, fake_logits, *, weights=None, reduction='mea
 def wgan_generator(fake_logits, real_logits=None, *, weights=None, reduction='mean'):
   """Wasserstein GAN generator loss (Arjovsky et al. 2017): ``-E D(G(z))``."""
   del real_logits
-  return reduce_loss(-_as_float(fake_logits, 'fake_logits'), weights, reduction)
+  return reduce_loss(-as_float(fake_logits, 'fake_logits'), weights, reduction)
 
 
 # -------------------------------------------------------------------- hinge --
@@ -203,7 +198,7 @@ def hinge_discriminator(real_logits, fake_logits, *, margin=1.0, weights=None,
 def hinge_generator(fake_logits, real_logits=None, *, weights=None, reduction='mean'):
   """Hinge generator loss (Lim & Ye 2017): ``-E D(G(z))``."""
   del real_logits
-  return reduce_loss(-_as_float(fake_logits, 'fake_logits'), weights, reduction)
+  return reduce_loss(-as_float(fake_logits, 'fake_logits'), weights, reduction)
 
 
 # ------------------------------------------------------------ least squares --
@@ -225,7 +220,7 @@ def least_squares_generator(fake_logits, real_logits=None, *, target=1.0,
                             weights=None, reduction='mean'):
   """Least-squares GAN generator loss (Mao et al. 2017): ``½ E (D(G(z)) - c)²``."""
   del real_logits
-  fake = _as_float(fake_logits, 'fake_logits')
+  fake = as_float(fake_logits, 'fake_logits')
   return reduce_loss(0.5 * jnp.square(fake - target), weights, reduction)
 
 
@@ -276,38 +271,98 @@ def relativistic_generator(fake_logits, real_logits=None, *, axis_name=None,
 
 # ----------------------------------------------------------------- registry --
 
+_NOT_OPTIONS = ('real_logits', 'fake_logits', 'weights', 'reduction', 'axis_name')
+
+
 @dataclasses.dataclass(frozen=True)
 class Loss:
-  """A named pair of discriminator and generator losses."""
+  """A registered objective: its two functions and what training needs to know of it.
+
+  Attributes:
+    name: the registry name (``--loss``).
+    discriminator: ``(real_logits, fake_logits, *, <options>, weights, reduction)``.
+    generator: ``(fake_logits, real_logits=None, *, <options>, weights, reduction)``.
+    needs_real_for_generator: the generator loss uses `real_logits`.
+    cross_device: the loss takes batch statistics (means over examples); inside a
+      data-parallel step both sides get ``axis_name`` so they span all devices.
+    penalty, penalty_weight, n_dis, betas: the defaults a config leaves to the loss
+      (``None`` fields of `configs/default.py`): gradient penalty, its weight,
+      discriminator updates per generator update, and Adam's (b1, b2).
+    label: the name in experiment tables (default: `name`).
+    variants: extra ``(label, options)`` rows the experiments also run.
+  """
   name: str
   discriminator: Callable[..., jax.Array]
   generator: Callable[..., jax.Array]
   needs_real_for_generator: bool = False
+  cross_device: bool = False
+  penalty: str = 'none'
+  penalty_weight: float = 0.0
+  n_dis: int = 1
+  betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's (Radford et al. 2016)
+  label: str | None = None
+  variants: tuple[tuple[str, dict], ...] = ()
+
+  def option_names(self) -> tuple[frozenset[str], frozenset[str]]:
+    """The keyword options of the (discriminator, generator) functions."""
+    d, g = (_keyword_defaults(fn) for fn in (self.discriminator, self.generator))
+    return frozenset(d), frozenset(g)
+
+  def option_defaults(self) -> dict[str, Any]:
+    """Every option of either side with its default (a config's ``loss_options``)."""
+    return {**_keyword_defaults(self.generator), **_keyword_defaults(self.discriminator)}
+
+  def split_options(self, options: dict) -> tuple[dict, dict]:
+    """Routes each option to the side(s) that accept it; an unknown option raises."""
+    d_keys, g_keys = self.option_names()
+    unknown = set(options) - d_keys - g_keys
+    if unknown:
+      raise ValueError(f'unknown loss_options {sorted(unknown)} for loss {self.name}; valid: '
+                       f'{", ".join(sorted(d_keys | g_keys)) or "none"}.')
+    return ({k: v for k, v in options.items() if k in d_keys},
+            {k: v for k, v in options.items() if k in g_keys})
+
+  def experiment_rows(self) -> tuple[tuple[str, dict], ...]:
+    """``(label, options)`` of every row the experiments run for this loss."""
+    return ((self.label or self.name, {}),) + tuple(self.variants)
 
 
-_REGISTRY = {
-    'classic': Loss('classic', classic_discriminator, classic_generator),
-    'wgan': Loss('wgan', wgan_discriminator, wgan_generator),
-    'hinge': Loss('hinge', hinge_discriminator, hinge_generator),
-    'least_squares': Loss('least_squares', least_squares_discriminator,
-                          least_squares_generator),
-    'relativistic': Loss('relativistic', relativistic_discriminator,
-                         relativistic_generator, needs_real_for_generator=True),
-}
+def _keyword_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+  return {p.name: p.default for p in inspect.signature(fn).parameters.values()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _NOT_OPTIONS}
 
 
-def names() -> tuple[str, ...]:
-  """The registered loss names."""
-  return tuple(_REGISTRY)
+_REGISTRY: Registry[Loss] = Registry('loss')
 
 
-def get(name: str) -> Loss:
-  """Returns the loss called `name`; a `ValueError` lists the valid names."""
-  try:
-    return _REGISTRY[name]
-  except (KeyError, TypeError):
-    raise ValueError(f'unknown loss {name!r}; valid: {", ".join(names())}.') from None
+def register(name: str, discriminator: Callable[..., jax.Array],
+             generator: Callable[..., jax.Array], *, replace: bool = False, **fields) -> Loss:
+  """Registers a loss pair under `name`; `fields` are `Loss`'s other attributes.
+
+  Its options are the keyword parameters of the two functions, so a config's
+  ``loss_options`` reach it with no other edit::
+
+      ganjax.losses.register('my_loss', my_d, my_g, penalty='r1', penalty_weight=1.0)
+  """
+  return _REGISTRY.add(name, Loss(name, discriminator, generator, **fields), replace=replace)
 
 
-__all__ = ['Loss', 'get', 'names', 'reduce_loss'] + [
-    f'{n}_{side}' for n in _REGISTRY for side in ('discriminator', 'generator')]
+get = _REGISTRY.get      # get(name) -> Loss; an unknown name raises ValueError
+names = _REGISTRY.names  # names() -> the registered names, in order
+
+
+register('classic', classic_discriminator, classic_generator,
+         label='classic (non-saturating)',
+         variants=(('classic (minimax)', {'generator': 'minimax'}),))
+# WGAN-GP's defaults: λ = 10, five critic updates, Adam (0.5, 0.9) (Gulrajani et al. 2017).
+register('wgan', wgan_discriminator, wgan_generator, penalty='wgan_gp', penalty_weight=10.0,
+         n_dis=5, betas=(0.5, 0.9), label='wgan-gp')
+register('hinge', hinge_discriminator, hinge_generator)
+register('least_squares', least_squares_discriminator, least_squares_generator,
+         label='least squares')
+register('relativistic', relativistic_discriminator, relativistic_generator,
+         needs_real_for_generator=True, cross_device=True)
+
+
+__all__ = ['Loss', 'get', 'names', 'reduce_loss', 'register'] + [
+    f'{n}_{side}' for n in names() for side in ('discriminator', 'generator')]

@@ -8,8 +8,11 @@ checkpoint. Multi-host (one process per host, e.g. every worker of a TPU VM
 pod slice): add --multihost; on CPU clusters and in tests give the coordinator
 explicitly with --coordinator_address, --num_processes and --process_id.
 Bad input is reported in one line (no traceback) with exit status 1.
+`--imports=my_project.gan_parts` imports a module first, so that a loss,
+penalty, model or dataset it registers can be named in the config.
 """
 
+import importlib
 import logging as std_logging
 import os
 import sys
@@ -23,7 +26,11 @@ from ganjax.checkpoint import NoUsableCheckpointError
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'configs/ring.py', 'Config file; override fields with --config.FIELD=VALUE.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default runs/<config name>).')
-_LOSS = flags.DEFINE_enum('loss', None, list(losses.names()), 'Overrides config.loss.')
+_LOSS = flags.DEFINE_string('loss', None, 'Overrides config.loss: a registered loss '
+                            f'({", ".join(losses.names())}, or one an --imports module '
+                            'registers).')
+_IMPORTS = flags.DEFINE_list('imports', [], 'Modules to import before the config is read, '
+                             'e.g. one that registers a loss, penalty, model or dataset.')
 _MULTIHOST = flags.DEFINE_bool('multihost', False, 'Call jax.distributed.initialize() '
                                '(arguments from the TPU/cluster environment).')
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0, for '
@@ -75,6 +82,11 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   try:
     _initialize_distributed()
+    for module in _IMPORTS.value:
+      try:
+        importlib.import_module(module)
+      except ModuleNotFoundError as e:
+        raise ValueError(f'--imports={module}: {e}.') from None
     import jax  # pylint: disable=g-import-not-at-top
     from ganjax import train  # pylint: disable=g-import-not-at-top
     config = _CONFIG.value

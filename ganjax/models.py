@@ -15,21 +15,26 @@ are several times faster than the gradient of a strided ``ConvTranspose``.
 
 On CPU every convolution (`conv2d`) runs as one matmul of the input's patches
 with the kernel (``conv_impl='matmul'``, the same sum): XLA:CPU runs a
-convolution's gradient 30-100x slower inside a loop body (the step's
-``lax.scan`` over discriminator updates) and under ``vmap`` over a population
-(grouped convolutions), while matmuls stay fast in both (benchmarks/NOTES.md).
+convolution's gradient 30-100x slower inside a loop body (a ``lax.scan`` or
+``lax.map``, as in ``steps_per_call`` and population chunks) and under
+``vmap`` over a population (grouped convolutions), while matmuls stay fast in
+both (benchmarks/NOTES.md).
 Other backends use ``lax.conv_general_dilated`` (``conv_impl='lax'``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+import inspect
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ganjax.parallel import AXIS
+from ganjax.registry import Registry
 
 # ------------------------------------------------------------- convolution --
 
@@ -261,41 +266,71 @@ class ModelPair:
   z_dim: int
 
 
-MODELS = ('mlp', 'dcgan')
-_OPTIONS = {'mlp': ('z_dim', 'hidden'),
-            'dcgan': ('z_dim', 'width', 'spectral_norm', 'batch_norm')}
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A registered generator/discriminator family.
+
+  ``make(example_shape, *, <options>) -> ModelPair``; its keyword-only
+  parameters are the family's ``model_options``, with their defaults.
+  """
+  name: str
+  make: Callable[..., ModelPair]
+
+  def option_defaults(self) -> dict[str, Any]:
+    """Every option with its default (a config's ``model_options``)."""
+    return {p.name: p.default for p in inspect.signature(self.make).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+  def option_names(self) -> tuple[str, ...]:
+    return tuple(self.option_defaults())
+
+  def check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options given a value (None means the default); raises for one it lacks."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    extra = sorted(set(options) - set(self.option_names()))
+    if extra:
+      raise ValueError(f'model_options {extra} do not apply to model {self.name}; valid: '
+                       f'{", ".join(self.option_names())}.')
+    return options
+
+  def build(self, example_shape: tuple[int, ...], options: dict[str, Any] | None = None
+            ) -> ModelPair:
+    """The pair for examples of `example_shape`; raises for a shape it cannot take."""
+    return self.make(tuple(example_shape), **self.check_options(options))
 
 
-def check_options(name: str, options: dict[str, Any] | None) -> dict[str, Any]:
-  """The options given a value; raises for an unknown model or an option it lacks."""
-  if name not in MODELS:
-    raise ValueError(f'unknown model {name!r}; valid: {", ".join(MODELS)}.')
-  options = {k: v for k, v in (options or {}).items() if v is not None}
-  extra = sorted(set(options) - set(_OPTIONS[name]))
-  if extra:
-    raise ValueError(f'model_options {extra} do not apply to model {name}; valid: '
-                     f'{", ".join(_OPTIONS[name])}.')
-  return options
+_REGISTRY: Registry[Model] = Registry('model')
 
 
-def make(name: str, data_shape: tuple[int, ...], options: dict[str, Any] | None = None
-         ) -> ModelPair:
-  """Builds the generator/discriminator pair `name` for examples of `data_shape`."""
-  options = check_options(name, options)
-  z_dim = int(options.pop('z_dim', 16 if name == 'mlp' else 100))
-  if name == 'mlp':
-    if len(data_shape) != 1:
-      raise ValueError(f'model mlp is for vector data; got examples of shape {data_shape}.')
-    hidden = tuple(options.pop('hidden', (128, 128, 128)))
-    pair = ModelPair(MLPGenerator(hidden, data_shape[0]), MLPDiscriminator(hidden), z_dim)
-  else:
-    if len(data_shape) != 3 or data_shape[0] != data_shape[1]:
-      raise ValueError(f'model dcgan needs square HxWxC images; got shape {data_shape}.')
-    size, channels = data_shape[0], data_shape[2]
-    _num_upsamples(size)
-    width = int(options.pop('width', 64))
-    sn = bool(options.pop('spectral_norm', False))
-    bn = bool(options.pop('batch_norm', False))
-    pair = ModelPair(DCGANGenerator(size, channels, width, batch_norm=bn, axis_name='data'),
-                     DCGANDiscriminator(size, width, sn), z_dim)
-  return pair
+def register(name: str, make: Callable[..., ModelPair], *, replace: bool = False) -> Model:
+  """Registers a model family: ``make(example_shape, *, <options>) -> ModelPair``."""
+  return _REGISTRY.add(name, Model(name, make), replace=replace)
+
+
+get = _REGISTRY.get      # get(name) -> Model; an unknown name raises ValueError
+names = _REGISTRY.names  # names() -> the registered names, in order
+
+
+def make_mlp(example_shape: tuple[int, ...], *, z_dim: int = 16,
+             hidden: Sequence[int] = (128, 128, 128)) -> ModelPair:
+  """MLP pair for vector data of `example_shape` (D,)."""
+  if len(example_shape) != 1:
+    raise ValueError(f'model mlp is for vector data; got examples of shape {example_shape}.')
+  hidden = tuple(hidden)
+  return ModelPair(MLPGenerator(hidden, example_shape[0]), MLPDiscriminator(hidden), int(z_dim))
+
+
+def make_dcgan(example_shape: tuple[int, ...], *, z_dim: int = 100, width: int = 64,
+               spectral_norm: bool = False, batch_norm: bool = False) -> ModelPair:
+  """DCGAN pair for square HxWxC images (H in 8, 28, 32, 64)."""
+  if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
+    raise ValueError(f'model dcgan needs square HxWxC images; got shape {example_shape}.')
+  size, channels = example_shape[0], example_shape[2]
+  _num_upsamples(size)
+  return ModelPair(DCGANGenerator(size, channels, int(width), batch_norm=bool(batch_norm),
+                                  axis_name=AXIS),
+                   DCGANDiscriminator(size, int(width), bool(spectral_norm)), int(z_dim))
+
+
+register('mlp', make_mlp)
+register('dcgan', make_dcgan)

@@ -15,12 +15,15 @@ Imports only jax.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from ganjax.arrays import as_float
 from ganjax.losses import reduce_loss
+from ganjax.registry import Registry
 
 Array = Any
 Critic = Callable[[jax.Array], jax.Array]
@@ -33,16 +36,9 @@ def safe_norm(x: jax.Array, axis=None) -> jax.Array:
   return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
 
 
-def _as_float(x: Array, name: str) -> jax.Array:
-  x = jnp.asarray(x)
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise TypeError(f'{name} must be a floating-point array, got dtype {x.dtype}.')
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
-
-
 def input_gradients(critic: Critic, x: Array) -> jax.Array:
   """Per-example ``∇_x critic(x)`` for a batch `x` (leading axis = examples)."""
-  x = _as_float(x, 'x')
+  x = as_float(x, 'x')
 
   def scalar_critic(xi):
     out = jnp.asarray(critic(xi))
@@ -107,7 +103,7 @@ def wgan_gp(critic: Critic, real: Array, fake: Array, key: jax.Array, *,
   (``E relu(‖∇D(x̂)‖ - target)²``, Petzka et al. 2018). Multiply by λ (10 in
   the paper) in the discriminator loss.
   """
-  real, fake = _as_float(real, 'real'), _as_float(fake, 'fake')
+  real, fake = as_float(real, 'real'), as_float(fake, 'fake')
   _check_same_shape(real, fake)
   eps = _per_example_uniform(key, real)
   interpolates = eps * real + (1.0 - eps) * fake
@@ -142,7 +138,7 @@ def dragan(critic: Critic, real: Array, key: jax.Array, *, scale: float = 0.5,
   reference implementation. Multiply by λ (10 in the paper). Pass `std` to
   use a precomputed data std (for example, over all devices' batches).
   """
-  real = _as_float(real, 'real')
+  real = as_float(real, 'real')
   if _is_key_batch(key):
     keys = jax.vmap(jax.random.split)(key)
     noise_key, alpha_key = keys[:, 0], keys[:, 1]
@@ -160,8 +156,67 @@ def clip_weights(params: Any, c: float) -> Any:
   """Clips every parameter to ``[-c, c]`` (original WGAN, Arjovsky et al. 2017).
 
   Apply to the critic's parameters after each critic update (c = 0.01 in the
-  paper).
+  paper). `c` may be traced (a per-member weight inside a step); a concrete
+  one must be positive.
   """
-  if not c > 0:
+  if isinstance(c, (int, float)) and not c > 0:
     raise ValueError(f'clip value c must be positive, got {c}.')
   return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)
+
+
+# ----------------------------------------------------------------- registry --
+
+@dataclasses.dataclass(frozen=True)
+class Penalty:
+  """A registered discriminator regulariser, in the one shape the train step calls.
+
+  Attributes:
+    name: the registry name (``config.penalty``).
+    term: ``term(critic, real, fake, keys, axis_name) -> scalar``, added to the
+      discriminator loss times the penalty weight; `keys` holds one PRNG key per
+      example; `axis_name` names the data-parallel mesh axis (None outside one)
+      for penalties that need statistics of the whole global batch. None: no term.
+    project: ``project(d_params, weight) -> d_params``, applied after every
+      discriminator update, with the penalty weight as its argument (weight
+      clipping: the clip value). None: nothing.
+  """
+  name: str
+  term: Callable[..., jax.Array] | None = None
+  project: Callable[[Any, Any], Any] | None = None
+
+  @property
+  def weight_must_be_positive(self) -> bool:
+    """A projection takes its weight as a size (the clip value), so 0 is no choice."""
+    return self.project is not None
+
+
+_REGISTRY: Registry[Penalty] = Registry('penalty')
+
+
+def register(name: str, term: Callable[..., jax.Array] | None = None,
+             project: Callable[[Any, Any], Any] | None = None, *,
+             replace: bool = False) -> Penalty:
+  """Registers a penalty `term` and/or parameter `project`ion under `name` (see `Penalty`)."""
+  return _REGISTRY.add(name, Penalty(name, term, project), replace=replace)
+
+
+get = _REGISTRY.get      # get(name) -> Penalty; an unknown name raises ValueError
+names = _REGISTRY.names  # names() -> the registered names, in order
+
+
+def _global_std(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """The std of all elements of `x` on every device of `axis_name` (or of `x` alone)."""
+  if axis_name is None:
+    return jnp.std(x)
+  mean = jax.lax.pmean(jnp.mean(x), axis_name)
+  mean_sq = jax.lax.pmean(jnp.mean(jnp.square(x)), axis_name)
+  return jnp.sqrt(jnp.maximum(mean_sq - mean ** 2, 0.0))
+
+
+register('none')
+register('wgan_gp', lambda critic, real, fake, keys, axis_name: wgan_gp(critic, real, fake, keys))
+register('r1', lambda critic, real, fake, keys, axis_name: r1(critic, real))
+register('r2', lambda critic, real, fake, keys, axis_name: r2(critic, fake))
+register('dragan', lambda critic, real, fake, keys, axis_name: dragan(
+    critic, real, keys, std=_global_std(real, axis_name)))
+register('clip', project=clip_weights)

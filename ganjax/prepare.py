@@ -16,16 +16,17 @@ _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory (default:
 
 
 def main(argv):
-  if len(argv) != 2 or argv[1] not in data.TFDS_NAMES:
+  choices = [n for n in data.names() if isinstance(data.get(n), data.TfdsImages)]
+  if len(argv) != 2 or argv[1] not in choices:
     raise app.UsageError(f'usage: python -m ganjax.prepare NAME; NAME one of '
-                         f'{", ".join(data.TFDS_NAMES)}.')
+                         f'{", ".join(choices)}.')
   name, data_dir = argv[1], _DATA_DIR.value or data.default_data_dir()
-  if name == 'digits':
-    from ganjax import digits_builder  # pylint: disable=g-import-not-at-top
-    digits_builder.prepare(data_dir)
+  spec = data.get(name)
+  if spec.prepare is not None:
+    spec.prepare(data_dir)
   else:
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    tfds.builder(data.TFDS_NAMES[name], data_dir=data_dir,
+    tfds.builder(spec.tfds_name, data_dir=data_dir,
                  file_format='array_record').download_and_prepare()
   print(f'prepared {name} under {data_dir}')
 

@@ -33,40 +33,22 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ganjax import losses, models, parallel, penalties
-
-PENALTIES = ('none', 'wgan_gp', 'r1', 'r2', 'dragan', 'clip')
-OPTIMIZERS = {'adam': optax.adam, 'rmsprop': optax.rmsprop, 'sgd': optax.sgd}
+from ganjax import losses, models, optimizers, parallel, penalties
 
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-  """Everything static the step needs (hashable, no arrays)."""
-  loss: str
+  """Everything static the step needs (no arrays): the records and options it calls."""
+  loss: losses.Loss
   d_loss_options: tuple[tuple[str, Any], ...]
   g_loss_options: tuple[tuple[str, Any], ...]
-  penalty: str
+  penalty: penalties.Penalty
   n_dis: int
   ema_decay: float
   g_optimizer: tuple[tuple[str, Any], ...]  # (name, b1, b2) without the learning rate
   d_optimizer: tuple[tuple[str, Any], ...]
   skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
   population_chunk: int = 0     # members vmapped together, chunks in sequence; 0: all at once
-
-
-def make_optimizer(spec: dict, learning_rate) -> optax.GradientTransformation:
-  """optax optimiser with its hyperparameters in its state (so they can vary per member)."""
-  spec = dict(spec)
-  name = spec.pop('name')
-  if name not in OPTIMIZERS:
-    raise ValueError(f'unknown optimizer {name!r}; valid: {", ".join(OPTIMIZERS)}.')
-  if name == 'adam':
-    kwargs = dict(b1=spec.get('b1', 0.9), b2=spec.get('b2', 0.999))
-  elif name == 'rmsprop':
-    kwargs = dict(decay=spec.get('b2', 0.9))
-  else:
-    kwargs = dict(momentum=spec.get('b1') or None)
-  return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=learning_rate, **kwargs)
 
 
 def _split_vars(variables):
@@ -84,8 +66,8 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
     d_params, d_stats = _split_vars(pair.discriminator.init(kd, jnp.zeros((1,) + example_shape)))
     return {
         'g_params': g_params, 'g_stats': g_stats, 'd_params': d_params, 'd_stats': d_stats,
-        'g_opt': make_optimizer(dict(cfg.g_optimizer), g_lr).init(g_params),
-        'd_opt': make_optimizer(dict(cfg.d_optimizer), d_lr).init(d_params),
+        'g_opt': optimizers.make(dict(cfg.g_optimizer), g_lr).init(g_params),
+        'd_opt': optimizers.make(dict(cfg.d_optimizer), d_lr).init(d_params),
         'ema': g_params if cfg.ema_decay > 0 else {},
         'key': root,
         'first_nonfinite': jnp.int32(-1),  # first step with a non-finite loss or gradient
@@ -105,20 +87,14 @@ def _example_keys(key: jax.Array, n_local: int) -> jax.Array:
   return jax.vmap(jax.random.fold_in, (None, 0))(key, _global_ids(n_local))
 
 
-def _global_std(x: jax.Array) -> jax.Array:
-  mean = jax.lax.pmean(jnp.mean(x), parallel.AXIS)
-  mean_sq = jax.lax.pmean(jnp.mean(jnp.square(x)), parallel.AXIS)
-  return jnp.sqrt(jnp.maximum(mean_sq - mean ** 2, 0.0))
-
-
 def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
   """``step(state, batch, penalty_weight) -> (state, metrics)`` for one device."""
-  loss = losses.get(cfg.loss)
+  loss, penalty = cfg.loss, cfg.penalty
   d_opts, g_opts = dict(cfg.d_loss_options), dict(cfg.g_loss_options)
-  if cfg.loss == 'relativistic':  # batch means over all devices
+  if loss.cross_device:  # batch statistics over all devices
     d_opts['axis_name'] = g_opts['axis_name'] = parallel.AXIS
-  g_tx = make_optimizer(dict(cfg.g_optimizer), 0.0)  # rates live in the optimiser states
-  d_tx = make_optimizer(dict(cfg.d_optimizer), 0.0)
+  g_tx = optimizers.make(dict(cfg.g_optimizer), 0.0)  # rates live in the optimiser states
+  d_tx = optimizers.make(dict(cfg.d_optimizer), 0.0)
   gen, disc = pair.generator, pair.discriminator
 
   def noise(key, n):
@@ -141,17 +117,10 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     return logits[..., 0], dict(new)
 
   def penalty_value(d_params, d_stats, real, fake, key):
+    if penalty.term is None:
+      return jnp.zeros(())
     critic = lambda x: d_apply(d_params, d_stats, x[None])[0][0]
-    keys = _example_keys(key, real.shape[0])
-    if cfg.penalty == 'wgan_gp':
-      return penalties.wgan_gp(critic, real, fake, keys)
-    if cfg.penalty == 'r1':
-      return penalties.r1(critic, real)
-    if cfg.penalty == 'r2':
-      return penalties.r2(critic, fake)
-    if cfg.penalty == 'dragan':
-      return penalties.dragan(critic, real, keys, std=_global_std(real))
-    return jnp.zeros(())
+    return penalty.term(critic, real, fake, _example_keys(key, real.shape[0]), parallel.AXIS)
 
   def member_step(m, step, batch, penalty_weight):
     key = jax.random.fold_in(m['key'], step)
@@ -176,8 +145,8 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
       grads = jax.lax.pmean(grads, parallel.AXIS)
       updates, d_opt = d_tx.update(grads, d_opt, d_params)
       d_params = optax.apply_updates(d_params, updates)
-      if cfg.penalty == 'clip':
-        d_params = penalties.clip_weights(d_params, penalty_weight)
+      if penalty.project is not None:
+        d_params = penalty.project(d_params, penalty_weight)
       aux['d_grad_norm'] = optax.tree.norm(grads)
       return (d_params, d_opt, d_stats), aux
 

@@ -20,12 +20,7 @@ def tiny_config(**overrides):
   c.eval_every = 20
   c.eval_samples = 500
   c.checkpoint_every = 10
-  for key, value in overrides.items():
-    target = c
-    *path, last = key.split('.')
-    for p in path:
-      target = target[p]
-    target[last] = value
+  c.update_from_flattened_dict(overrides)
   return c
 
 

@@ -7,7 +7,9 @@ import time
 import jax
 import pytest
 
-from ganjax import bench, bench_cases, bench_report, models
+from benchmarks import bench, report as bench_report
+from benchmarks import cases as bench_cases
+from ganjax import models
 
 TINY = {'model_options.hidden': [16, 16], 'model_options.z_dim': 4, 'batch_size': 64}
 SETTINGS = dict(bench_cases.settings(quick=True), case_s=0.2, min_steps=3, max_steps=5,
@@ -21,10 +23,10 @@ def _budget():
 def test_median_and_config_overrides():
   assert bench_cases.median([3.0, 1.0, 2.0]) == 2.0
   assert bench_cases.median([4.0, 1.0, 2.0, 3.0]) == 2.5
-  c = bench_cases.make_config('mlp', 'wgan', 2, TINY)
+  c = bench_cases.make_config('mlp', 'wgan', 2, TINY).config
   assert (c.batch_size, c.model_options.hidden, c.population, c.n_dis) == (64, (16, 16), 2, 5)
-  assert bench_cases.make_config('dcgan32').batch_size == 64
-  assert bench_cases.make_config('mlp').batch_size == 512
+  assert bench_cases.make_config('dcgan32').config.batch_size == 64
+  assert bench_cases.make_config('mlp').config.batch_size == 512
   with pytest.raises(ValueError, match='valid: mlp, dcgan32'):
     bench_cases.make_config('resnet')
 
@@ -81,10 +83,8 @@ def test_compare_interleaves_ganjax_and_torch():
                                          ('dcgan', (64, 64, 3))])
 def test_torch_reference_has_ganjax_parameter_counts(model, shape):
   pytest.importorskip('torch')
-  import sys  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, os.path.join(bench.REPO, 'benchmarks'))
-  import torch_reference as ref  # pylint: disable=g-import-not-at-top
-  pair = models.make(model, shape)
+  from benchmarks import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  pair = models.get(model).build(shape)
   count = lambda module, x: sum(
       l.size for l in jax.tree_util.tree_leaves(jax.eval_shape(module.init, jax.random.PRNGKey(0),
                                                                x)))

@@ -17,10 +17,10 @@ def test_mixture_batches_are_deterministic_and_on_the_modes():
   np.testing.assert_array_equal(a, b)
   assert a.shape == (2, 256, 2)
   assert not np.array_equal(ds.batch(8), a)
-  centers, std = data.mixture_centers('ring')
+  centers, std = data.get('ring').centers, data.get('ring').std
   dist = np.min(np.linalg.norm(a.reshape(-1, 1, 2) - centers[None], axis=-1), axis=1)
   assert np.all(dist < 6 * std)
-  grid_centers, _ = data.mixture_centers('grid')
+  grid_centers = data.get('grid').centers
   assert grid_centers.shape == (25, 2) and set(grid_centers[:, 0]) == {-4, -2, 0, 2, 4}
 
 
@@ -46,10 +46,10 @@ def test_an_epoch_visits_every_training_example_once(tfds_dir):
 
 def test_in_memory_path_equals_the_streaming_path(tfds_dir, monkeypatch):
   cached = data.Dataset('digits', 32, n_dis=2, data_dir=tfds_dir)
-  assert cached._cache is not None
+  assert cached.source._cache is not None
   monkeypatch.setattr(data, 'IN_MEMORY_BYTES', 0)
   streamed = data.Dataset('digits', 32, n_dis=2, data_dir=tfds_dir)
-  assert streamed._cache is None
+  assert streamed.source._cache is None
   for step in (0, 1, 44, 45):
     np.testing.assert_array_equal(cached.batch(step), streamed.batch(step))
 

@@ -159,7 +159,7 @@ def test_skip_nonfinite_counts_and_keeps_parameters_finite(tmp_path):
      r'dataset mnist .* is not prepared under /nonexistent/tfds.*python -m ganjax.prepare mnist'),
     ({'eval_samples': 0}, 'eval_samples=0'),
     ({'ema_decay': 1.5}, r'ema_decay=1.5; it must be in \[0, 1\)'),
-    ({'penalty': 'clip', 'penalty_weight': 0.0}, 'positive clip value'),
+    ({'penalty': 'clip', 'penalty_weight': 0.0}, 'for clip, which projects the parameters: positive'),
     ({'population': 2, 'g_optimizer.learning_rate': (1e-4, 1e-4, 1e-4)}, 'one per population'),
 ])
 def test_bad_input_fails_before_compiling(tmp_path, overrides, match):

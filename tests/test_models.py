@@ -48,7 +48,7 @@ def test_upsample2x_matches_flax_conv_transpose_gradient():
 
 @pytest.mark.parametrize('size,channels', [(8, 1), (28, 1), (32, 3), (64, 3)])
 def test_dcgan_shapes(size, channels):
-  pair = models.make('dcgan', (size, size, channels), {'width': 8, 'z_dim': 7})
+  pair = models.get('dcgan').build((size, size, channels), {'width': 8, 'z_dim': 7})
   z = jnp.zeros((3, 7))
   g_vars = pair.generator.init(jax.random.PRNGKey(0), z)
   images = pair.generator.apply(g_vars, z)
@@ -68,17 +68,17 @@ def test_spectral_norm_discriminator_trains(tmp_path):
                        'model_options.spectral_norm': True})
   summary = train.train_and_evaluate(cfg, str(tmp_path / 'run'))
   assert summary['step'] == 4 and np.isfinite(summary['d_loss'])
-  pair = models.make('dcgan', (8, 8, 1), {'width': 8, 'spectral_norm': True})
+  pair = models.get('dcgan').build((8, 8, 1), {'width': 8, 'spectral_norm': True})
   variables = pair.discriminator.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
   assert 'batch_stats' in variables  # the power-iteration vectors
 
 
 def test_model_errors():
   with pytest.raises(ValueError, match='valid: mlp, dcgan'):
-    models.make('vit', (2,))
+    models.get('vit')
   with pytest.raises(ValueError, match='valid: 8, 28, 32, 64'):
-    models.make('dcgan', (16, 16, 3))
+    models.get('dcgan').build((16, 16, 3))
   with pytest.raises(ValueError, match='vector data'):
-    models.make('mlp', (8, 8, 1))
+    models.get('mlp').build((8, 8, 1))
   with pytest.raises(ValueError, match=r"\['width'\] do not apply to model mlp"):
-    models.make('mlp', (2,), {'width': 3})
+    models.get('mlp').build((2,), {'width': 3})

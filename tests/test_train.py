@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import load_state, tiny_config
-from ganjax import losses, train
+from ganjax import losses, resolve, train
 from ganjax.digest import digest
 
 
@@ -89,9 +89,9 @@ def test_population_chunks_compute_the_same_members(tmp_path):
     for k in ('g_params', 'd_params', 'g_opt'):
       jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                              states[chunk][k], states[1][k])
-  assert train.population_chunk(tiny_config(population=16)) == (
+  assert resolve.population_chunk(tiny_config(population=16)) == (
       4 if jax.default_backend() == 'cpu' else 16)
-  assert train.population_chunk(tiny_config(population=4, population_chunk=9)) == 4
+  assert resolve.population_chunk(tiny_config(population=4, population_chunk=9)) == 4
 
 
 def test_per_member_hyperparameters(tmp_path):
@@ -126,20 +126,23 @@ def test_per_member_hyperparameters(tmp_path):
 def test_bad_configs_fail_before_compiling(workdir, field, value, match):
   cfg = tiny_config(**{field: value})
   with pytest.raises(ValueError, match=match):
-    train.resolve_config(cfg)
+    resolve.resolve_config(cfg)
   with pytest.raises(ValueError, match=match):
     train.train_and_evaluate(cfg, workdir)
   assert not os.path.exists(os.path.join(workdir, 'checkpoints'))
 
 
 def test_loss_defaults_fill_placeholders_only():
-  wgan = train.resolve_config(tiny_config(loss='wgan', penalty_weight=None))
+  run = resolve.resolve_config(tiny_config(loss='wgan', penalty_weight=None))
+  wgan = run.config
   assert (wgan.penalty, wgan.penalty_weight, wgan.n_dis) == ('wgan_gp', 10.0, 5)
   assert (wgan.d_optimizer.b1, wgan.d_optimizer.b2) == (0.5, 0.9)
-  assert train.resolve_config(tiny_config(loss='wgan')).penalty_weight == 0.1  # ring's λ
-  explicit = train.resolve_config(tiny_config(loss='wgan', n_dis=2, penalty='r1'))
+  assert run.penalty.name == 'wgan_gp' and run.step.n_dis == 5
+  np.testing.assert_array_equal(run.penalty_weight, [10.0])
+  ring = resolve.resolve_config(tiny_config(loss='wgan')).config
+  assert ring.penalty_weight == 0.1  # ring's λ
+  explicit = resolve.resolve_config(tiny_config(loss='wgan', n_dis=2, penalty='r1')).config
   assert (explicit.penalty, explicit.n_dis) == ('r1', 2)
-  assert set(train.LOSS_DEFAULTS) == set(losses.names())
 
 
 @pytest.mark.parametrize('loss', losses.names())

@@ -1,6 +1,6 @@
 """Benchmark harness: the compiled train step, input pipeline, checkpoints, PyTorch.
 
-    python -m ganjax.bench [--quick] [--out DIR] [--only KIND,...]   # or: ./run.sh bench ...
+    python -m benchmarks.bench [--quick] [--out DIR] [--only KIND,...]   # or: ./run.sh bench ...
 
 Writes ``DIR/bench_{quick,full}.jsonl`` (one JSON record per measurement) and
 ``DIR/bench_{quick,full}.md`` (tables and the targets); DIR defaults to
@@ -43,8 +43,8 @@ import tempfile
 import time
 from typing import Iterator
 
-from ganjax.bench_cases import CASES, REPO, Budget, plan, settings
-from ganjax.bench_report import markdown, one_line, targets
+from benchmarks.cases import CASES, REPO, Budget, plan, settings
+from benchmarks.report import markdown, one_line, targets
 
 DEFAULT_OUT = os.path.join(REPO, 'benchmarks', 'results')
 PREFIX = 'BENCH '  # worker stdout lines carrying a JSON record
@@ -124,7 +124,7 @@ def run_worker(devices: int | None, cases: list[dict], s: dict, deadline: float,
   spec = dict(devices=devices, cases=cases, settings=s, deadline=deadline, measured=measured)
   with tempfile.NamedTemporaryFile('w', suffix='.json', delete=False) as f:
     json.dump(spec, f)
-  proc = subprocess.Popen([sys.executable, '-m', 'ganjax.bench', '--worker', f.name], cwd=REPO,
+  proc = subprocess.Popen([sys.executable, '-m', 'benchmarks.bench', '--worker', f.name], cwd=REPO,
                           env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
   got = 0
   try:
@@ -172,7 +172,7 @@ def environment(quick: bool, platform: str = 'cpu') -> dict:
               xla_flags=os.environ.get('XLA_FLAGS', ''),
               load_avg_1m=round(os.getloadavg()[0], 2),
               date=time.strftime('%Y-%m-%d %H:%M:%S %z'),
-              command=' '.join(['python -m ganjax.bench'] + sys.argv[1:]))
+              command=' '.join(['python -m benchmarks.bench'] + sys.argv[1:]))
 
 
 def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
@@ -215,7 +215,7 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
 
 
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog='python -m ganjax.bench', description=__doc__.split(
+  parser = argparse.ArgumentParser(prog='python -m benchmarks.bench', description=__doc__.split(
       '\n')[0])
   parser.add_argument('--quick', action='store_true', help='fewer cases and steps (~2 min)')
   parser.add_argument('--out', default=DEFAULT_OUT, help='output directory')

@@ -1,6 +1,6 @@
 """The benchmark cases: configs, timing helpers and one generator per case kind.
 
-Each ``case_*`` function runs inside a `ganjax.bench` worker process and yields
+Each ``case_*`` function runs inside a `benchmarks.bench` worker process and yields
 JSON-able records; `CASES` maps a case kind to its function.
 """
 
@@ -84,22 +84,19 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
 
 def make_config(model: str, loss: str = 'classic', population: int = 1,
                 overrides: dict | None = None):
-  """The model's config (configs/*.py) with `loss`, `population` and `overrides`, resolved.
+  """The model's config (configs/*.py) with `loss`, `population` and `overrides`, resolved
+  (a `ganjax.resolve.Resolved`).
 
   `overrides` maps dotted field names to values, e.g. ``{'model_options.hidden': (32,)}``.
   """
-  from ganjax import train  # pylint: disable=g-import-not-at-top
+  from ganjax.resolve import resolve_config  # pylint: disable=g-import-not-at-top
   if model not in MODELS:
     raise ValueError(f'unknown benchmark model {model!r}; valid: {", ".join(MODELS)}.')
   config = importlib.import_module(f'configs.{MODELS[model][0]}').get_config()
-  config.loss, config.population = loss, population
-  for field, value in {**MODELS[model][2], **(overrides or {})}.items():
-    *path, last = field.split('.')
-    target = config
-    for p in path:
-      target = target[p]
-    target[last] = tuple(value) if isinstance(value, list) else value
-  return train.resolve_config(config)
+  fields = {'loss': loss, 'population': population, **MODELS[model][2], **(overrides or {})}
+  config.update_from_flattened_dict(
+      {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+  return resolve_config(config)
 
 
 # ------------------------------------------------------------------ timing --
@@ -136,11 +133,12 @@ class JaxStep:
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
     from ganjax import parallel, train  # pylint: disable=g-import-not-at-top
-    self.config = make_config(model, loss, population, overrides)
+    resolved = make_config(model, loss, population, overrides)
+    self.config = resolved.config
     self.mesh = parallel.make_mesh()
     parallel.check_batch(self.config.batch_size, self.mesh)
     shape = MODELS[model][1] or dataset.example_shape
-    exp = train.build(self.config, shape, self.mesh)
+    exp = train.build(resolved, shape, self.mesh)
     c = self.config
     k = c.steps_per_call  # one call runs k steps on k stacked batches
     if dataset is not None:
@@ -260,8 +258,7 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
-  sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
-  import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  from benchmarks import torch_reference as ref  # pylint: disable=g-import-not-at-top
   c = run.config
   if c.loss != 'classic' or c.penalty != 'none' or c.n_dis != 1:
     raise ValueError('the PyTorch reference implements the classic loss only.')
@@ -305,7 +302,7 @@ def case_input(spec: dict, budget: Budget) -> Iterator[dict]:
   """Batches per second of ``Dataset.batch(step)`` alone and through `data.prefetch`."""
   from ganjax import data  # pylint: disable=g-import-not-at-top
   c = make_config('mlp' if spec['dataset'] == 'ring' else spec['dataset'],
-                  overrides=spec.get('overrides'))
+                  overrides=spec.get('overrides')).config
   dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
   n = budget.s['io_batches']
   dataset.batch(0)
@@ -328,7 +325,7 @@ def case_real_vs_synthetic(spec: dict, budget: Budget) -> Iterator[dict]:
   """Step throughput fed by prefetch (batch + shard_batch in its thread) vs the reused
   synthetic batch."""
   from ganjax import data, parallel  # pylint: disable=g-import-not-at-top
-  c = make_config(spec['model'], overrides=spec.get('overrides'))
+  c = make_config(spec['model'], overrides=spec.get('overrides')).config
   dataset = data.Dataset(c.dataset, c.batch_size, c.n_dis, c.data_seed)
   run = JaxStep(spec['model'], dataset=dataset, overrides=spec.get('overrides'))
   per_call = run.info['steps_per_call']

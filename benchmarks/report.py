@@ -1,4 +1,4 @@
-"""Markdown tables and target checks for `ganjax.bench` records."""
+"""Markdown tables and target checks for `benchmarks.bench` records."""
 
 from __future__ import annotations
 

@@ -64,6 +64,28 @@ class Mixture:
   def eval_examples(self, n: int, seed: int) -> np.ndarray:
     return self.sample(n, np.random.default_rng([seed, 2**31]))
 
+  @property
+  def mixture(self) -> 'Mixture':
+    return self
+
+
+class FiniteMixture:
+  """A fixed training set of `size` points drawn once from a `Mixture` (PacGAN trains on
+  100,000), visited in a new random order each epoch; the order depends only on the seed
+  and the step, so a resumed run sees the same batches. Held-out points stay fresh draws."""
+  example_shape = (2,)
+  has_labels = False
+
+  def __init__(self, mixture: Mixture, size: int, seed: int):
+    self.mixture, self.num_train = mixture, size
+    self.points = mixture.sample(size, np.random.default_rng([seed, 2**31 + 1]))
+
+  def batch(self, step: int, seed: int, n_dis: int, batch_size: int, cols: slice) -> np.ndarray:
+    return self.points[_epoch_indices(step, seed, n_dis, batch_size, self.num_train)[:, cols]]
+
+  def eval_examples(self, n: int, seed: int) -> np.ndarray:
+    return self.mixture.eval_examples(n, seed)
+
 
 @dataclasses.dataclass(frozen=True)
 class TfdsImages:
@@ -101,11 +123,7 @@ class TfdsReader:
     return len(self._sources['train'])
 
   def batch(self, step: int, seed: int, n_dis: int, batch_size: int, cols: slice) -> np.ndarray:
-    per_step = n_dis * batch_size
-    per_epoch = self.num_train // per_step  # drop the remainder of each epoch
-    epoch, within = divmod(step, per_epoch)
-    perm = np.random.default_rng([seed, epoch]).permutation(self.num_train)
-    idx = perm[within * per_step:(within + 1) * per_step].reshape(n_dis, -1)[:, cols]
+    idx = _epoch_indices(step, seed, n_dis, batch_size, self.num_train)[:, cols]
     images = self._read('train', idx.ravel())
     return images.reshape(idx.shape + images.shape[1:])
 
@@ -143,6 +161,16 @@ class TfdsReader:
   def _images(self, records) -> np.ndarray:
     images = np.stack([_fit(r['image'], self.spec.size) for r in records])
     return images.astype(np.float32) / 127.5 - 1.0
+
+
+def _epoch_indices(step: int, seed: int, n_dis: int, batch_size: int, num_train: int
+                   ) -> np.ndarray:
+  """Training-set indices of global batch `step`, (n_dis, batch_size): epochs visit the
+  set in a permutation drawn from (seed, epoch); each epoch's remainder is dropped."""
+  per_step = n_dis * batch_size
+  epoch, within = divmod(step, num_train // per_step)
+  perm = np.random.default_rng([seed, epoch]).permutation(num_train)
+  return perm[within * per_step:(within + 1) * per_step].reshape(n_dis, batch_size)
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:
@@ -232,6 +260,7 @@ class Dataset:
   process_index: int = 0
   process_count: int = 1
   data_dir: str | None = None
+  train_size: int = 0  # 2D mixtures: a fixed training set of this many points; 0: fresh
 
   def __post_init__(self):
     spec = get(self.name)
@@ -240,14 +269,20 @@ class Dataset:
                        f'count {self.process_count}.')
     self.local_batch = self.batch_size // self.process_count
     self.source = spec.open(self.name, self.data_dir)
-    if self.mixture is None and self.num_train < self.n_dis * self.batch_size:
-      raise ValueError(f'dataset {self.name} has {self.num_train} training examples, fewer '
-                       f'than one step\'s {self.n_dis} x {self.batch_size}.')
+    if self.train_size:
+      if not isinstance(self.source, Mixture):
+        raise ValueError(f'train_size={self.train_size} applies to 2D mixtures; dataset '
+                         f'{self.name} has a training split of its own (set train_size=0).')
+      self.source = FiniteMixture(self.source, self.train_size, self.seed)
+    if self.mixture is None or self.train_size:
+      if self.num_train < self.n_dis * self.batch_size:
+        raise ValueError(f'dataset {self.name} has {self.num_train} training examples, '
+                         f'fewer than one step\'s {self.n_dis} x {self.batch_size}.')
 
   @property
   def mixture(self) -> Mixture | None:
     """The mixture's record (centers, std) for 2D mixtures, else None."""
-    return self.source if isinstance(self.source, Mixture) else None
+    return getattr(self.source, 'mixture', None)
 
   @property
   def example_shape(self) -> tuple[int, ...]:

@@ -146,9 +146,11 @@ class Upsample2x(nn.Module):
   features: int
   use_bias: bool = True
   conv_impl: str = 'auto'
+  dtype: Any = jnp.float32  # compute dtype; the kernel and bias stay float32
 
   @nn.compact
   def __call__(self, x):
+    x = x.astype(self.dtype)
     cin = x.shape[-1]
     kernel = self.param('kernel', nn.initializers.normal(0.02), (4, 4, cin, self.features))
     if _resolve_impl(self.conv_impl) == 'matmul':
@@ -157,34 +159,83 @@ class Upsample2x(nn.Module):
       y = conv2d(x, _phase_kernel(kernel).astype(x.dtype), (1, 1), ((1, 1), (1, 1)), 'lax')
     y = depth_to_space(y)
     if self.use_bias:
-      y = y + self.param('bias', nn.initializers.zeros, (self.features,))
+      y = y + self.param('bias', nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y
 
 
 # ---------------------------------------------------------------------- MLP --
 
+ACTIVATIONS = {'relu': nn.relu, 'leaky_relu': lambda x: nn.leaky_relu(x, 0.2),
+               'tanh': jnp.tanh, 'elu': nn.elu}
+INITS = ('lecun', 'normal', 'orthogonal')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def kernel_init(init: str, scale: float | None) -> nn.initializers.Initializer:
+  """Dense kernel initialiser: 'lecun' (Flax's default), 'normal' (std `scale`, default
+  0.02, as DCGAN and PacGAN) or 'orthogonal' (gain `scale`, default 1; Saxe et al. 2014)."""
+  if init == 'lecun':
+    return nn.initializers.lecun_normal()
+  if init == 'normal':
+    return nn.initializers.normal(0.02 if scale is None else scale)
+  if init == 'orthogonal':
+    return nn.initializers.orthogonal(1.0 if scale is None else scale)
+  raise ValueError(f'model_options.init={init!r}; valid: {", ".join(INITS)}.')
+
+
 class MLPGenerator(nn.Module):
+  """z -> [Dense, (BatchNorm), activation] x len(hidden) -> Dense(out_dim).
+
+  With `batch_norm` (PacGAN's generator), training-mode statistics are averaged
+  over the mesh axis `axis_name`, as the DCGAN generator's are.
+  """
   hidden: Sequence[int] = (128, 128, 128)
   out_dim: int = 2
+  activation: str = 'relu'
+  batch_norm: bool = False
+  weight_init: str = 'lecun'  # see `kernel_init` (`init` would shadow Module.init)
+  weight_scale: float | None = None
+  axis_name: str | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = False):
-    del train  # no batch norm
+    ki = kernel_init(self.weight_init, self.weight_scale)
     h = z
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
-    return nn.Dense(self.out_dim)(h)
+      h = nn.Dense(width, kernel_init=ki, dtype=self.dtype)(h)
+      if self.batch_norm:
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                         axis_name=self.axis_name if train else None)(h)
+      h = ACTIVATIONS[self.activation](h)
+    return nn.Dense(self.out_dim, kernel_init=ki, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class MLPDiscriminator(nn.Module):
+  """x -> [Dense, activation] or [maxout] x len(hidden) -> Dense(1) logit.
+
+  ``maxout`` k > 1 makes every hidden layer a maxout layer (Goodfellow et al.
+  2013): ``Dense(width·k)``, then the maximum over each unit's k pieces, as
+  PacGAN's discriminator (3 layers of 200 units, 5 pieces).
+  """
   hidden: Sequence[int] = (128, 128, 128)
+  activation: str = 'leaky_relu'
+  maxout: int = 1
+  weight_init: str = 'lecun'  # see `kernel_init` (`init` would shadow Module.init)
+  weight_scale: float | None = None
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
+    ki = kernel_init(self.weight_init, self.weight_scale)
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      h = nn.leaky_relu(nn.Dense(width)(h), 0.2)
-    return nn.Dense(1)(h)
+      if self.maxout > 1:
+        h = nn.Dense(width * self.maxout, kernel_init=ki, dtype=self.dtype)(h)
+        h = jnp.max(h.reshape(h.shape[0], width, self.maxout), axis=-1)
+      else:
+        h = ACTIVATIONS[self.activation](nn.Dense(width, kernel_init=ki, dtype=self.dtype)(h))
+    return nn.Dense(1, kernel_init=ki, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 # -------------------------------------------------------------------- DCGAN --
@@ -212,23 +263,26 @@ class DCGANGenerator(nn.Module):
   conv_impl: str = 'auto'   # see CONV_IMPLS
   batch_norm: bool = False
   axis_name: str | None = None
+  dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, z, train: bool = False):
     k = _num_upsamples(self.size)
     base = _BASE[self.size]
     c = self.width * 2 ** (k - 1)
-    h = self._norm(nn.Dense(base * base * c)(z), train)
+    h = self._norm(nn.Dense(base * base * c, dtype=self.dtype)(z), train)
     h = nn.relu(h).reshape(z.shape[0], base, base, c)
     for i in range(k - 1):
       c //= 2
-      h = nn.relu(self._norm(Upsample2x(c, conv_impl=self.conv_impl)(h), train))
-    return jnp.tanh(Upsample2x(self.channels, conv_impl=self.conv_impl)(h))
+      h = nn.relu(self._norm(Upsample2x(c, conv_impl=self.conv_impl, dtype=self.dtype)(h),
+                             train))
+    out = Upsample2x(self.channels, conv_impl=self.conv_impl, dtype=self.dtype)(h)
+    return jnp.tanh(out).astype(jnp.float32)
 
   def _norm(self, h, train):
     if not self.batch_norm:
       return h
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
                         axis_name=self.axis_name if train else None)(h)
 
 
@@ -238,6 +292,7 @@ class DCGANDiscriminator(nn.Module):
   width: int = 64
   spectral_norm: bool = False
   conv_impl: str = 'auto'   # see CONV_IMPLS
+  dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
   @nn.compact
   def __call__(self, x, update_stats: bool = False):
@@ -246,15 +301,15 @@ class DCGANDiscriminator(nn.Module):
     h = x
     for i in range(k):
       conv = nn.Conv(self.width * 2 ** i, (4, 4), strides=2, padding=((1, 1), (1, 1)),
-                     conv_general_dilated=conv_fn)
+                     conv_general_dilated=conv_fn, dtype=self.dtype)
       h = nn.leaky_relu(self._maybe_sn(conv, h, update_stats), 0.2)
     h = h.reshape(h.shape[0], -1)
-    return self._maybe_sn(nn.Dense(1), h, update_stats)
+    return self._maybe_sn(nn.Dense(1, dtype=self.dtype), h, update_stats).astype(jnp.float32)
 
   def _maybe_sn(self, layer, h, update_stats):
     if not self.spectral_norm:
       return layer(h)
-    return nn.SpectralNorm(layer)(h, update_stats=update_stats)
+    return nn.SpectralNorm(layer, dtype=self.dtype)(h, update_stats=update_stats)
 
 
 # ----------------------------------------------------------------- registry --
@@ -270,8 +325,10 @@ class ModelPair:
 class Model:
   """A registered generator/discriminator family.
 
-  ``make(example_shape, *, <options>) -> ModelPair``; its keyword-only
-  parameters are the family's ``model_options``, with their defaults.
+  ``make(example_shape, dtype, *, <options>) -> ModelPair``: `dtype` is the
+  compute dtype's name (``config.dtype``: 'float32' or 'bfloat16'; parameters
+  stay float32); the keyword-only parameters are the family's
+  ``model_options``, with their defaults.
   """
   name: str
   make: Callable[..., ModelPair]
@@ -293,17 +350,17 @@ class Model:
                        f'{", ".join(self.option_names())}.')
     return options
 
-  def build(self, example_shape: tuple[int, ...], options: dict[str, Any] | None = None
-            ) -> ModelPair:
+  def build(self, example_shape: tuple[int, ...], options: dict[str, Any] | None = None,
+            dtype: str = 'float32') -> ModelPair:
     """The pair for examples of `example_shape`; raises for a shape it cannot take."""
-    return self.make(tuple(example_shape), **self.check_options(options))
+    return self.make(tuple(example_shape), dtype, **self.check_options(options))
 
 
 _REGISTRY: Registry[Model] = Registry('model')
 
 
 def register(name: str, make: Callable[..., ModelPair], *, replace: bool = False) -> Model:
-  """Registers a model family: ``make(example_shape, *, <options>) -> ModelPair``."""
+  """Registers a model family: ``make(example_shape, dtype, *, <options>) -> ModelPair``."""
   return _REGISTRY.add(name, Model(name, make), replace=replace)
 
 
@@ -311,25 +368,59 @@ get = _REGISTRY.get      # get(name) -> Model; an unknown name raises ValueError
 names = _REGISTRY.names  # names() -> the registered names, in order
 
 
-def make_mlp(example_shape: tuple[int, ...], *, z_dim: int = 16,
-             hidden: Sequence[int] = (128, 128, 128)) -> ModelPair:
-  """MLP pair for vector data of `example_shape` (D,)."""
+def make_mlp(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: int = 16,
+             hidden: Sequence[int] = (128, 128, 128), d_hidden: Sequence[int] | None = None,
+             g_activation: str = 'relu', d_activation: str = 'leaky_relu',
+             batch_norm: bool = False, maxout: int = 1, init: str = 'lecun',
+             init_scale: float | None = None) -> ModelPair:
+  """MLP pair for vector data of `example_shape` (D,).
+
+  `hidden` are the generator's widths and, unless `d_hidden` is given, the
+  discriminator's; `batch_norm` is in the generator; `maxout` pieces (> 1) make
+  the discriminator's hidden layers maxout layers; `init` and `init_scale` (see
+  `kernel_init`) set every kernel's initialiser (biases start at 0); `dtype`
+  is the compute dtype (parameters stay float32).
+  """
   if len(example_shape) != 1:
     raise ValueError(f'model mlp is for vector data; got examples of shape {example_shape}.')
+  for name, value in (('g_activation', g_activation), ('d_activation', d_activation)):
+    if value not in ACTIVATIONS:
+      raise ValueError(f'model_options.{name}={value!r}; valid: {", ".join(ACTIVATIONS)}.')
+  if isinstance(maxout, bool) or not isinstance(maxout, int) or maxout < 1:
+    raise ValueError(f'model_options.maxout={maxout!r}; valid: an integer >= 1 (pieces per '
+                     'unit; 1: no maxout).')
+  kernel_init(init, init_scale)  # raises for an unknown init
   hidden = tuple(hidden)
-  return ModelPair(MLPGenerator(hidden, example_shape[0]), MLPDiscriminator(hidden), int(z_dim))
+  d_hidden = hidden if d_hidden is None else tuple(d_hidden)
+  compute = compute_dtype(dtype)
+  return ModelPair(
+      MLPGenerator(hidden, example_shape[0], g_activation, bool(batch_norm), init, init_scale,
+                   axis_name=AXIS, dtype=compute),
+      MLPDiscriminator(d_hidden, d_activation, int(maxout), init, init_scale, dtype=compute),
+      int(z_dim))
 
 
-def make_dcgan(example_shape: tuple[int, ...], *, z_dim: int = 100, width: int = 64,
-               spectral_norm: bool = False, batch_norm: bool = False) -> ModelPair:
-  """DCGAN pair for square HxWxC images (H in 8, 28, 32, 64)."""
+def make_dcgan(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: int = 100,
+               width: int = 64, spectral_norm: bool = False, batch_norm: bool = False
+               ) -> ModelPair:
+  """DCGAN pair for square HxWxC images (H in 8, 28, 32, 64); `dtype` is the compute
+  dtype (parameters stay float32)."""
   if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
     raise ValueError(f'model dcgan needs square HxWxC images; got shape {example_shape}.')
   size, channels = example_shape[0], example_shape[2]
   _num_upsamples(size)
+  compute = compute_dtype(dtype)
   return ModelPair(DCGANGenerator(size, channels, int(width), batch_norm=bool(batch_norm),
-                                  axis_name=AXIS),
-                   DCGANDiscriminator(size, int(width), bool(spectral_norm)), int(z_dim))
+                                  axis_name=AXIS, dtype=compute),
+                   DCGANDiscriminator(size, int(width), bool(spectral_norm), dtype=compute),
+                   int(z_dim))
+
+
+def compute_dtype(name: str):
+  """The jnp dtype of a `dtype` name ('float32' or 'bfloat16')."""
+  if name not in DTYPES:
+    raise ValueError(f'dtype={name!r}; valid: {", ".join(DTYPES)}.')
+  return DTYPES[name]
 
 
 register('mlp', make_mlp)

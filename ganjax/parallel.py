@@ -26,12 +26,14 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), (AXIS,))
 
 
-def check_batch(batch_size: int, mesh: Mesh) -> None:
-  """Raises a ValueError unless the global batch splits evenly over devices."""
+def check_batch(batch_size: int, mesh: Mesh, pack: int = 1) -> None:
+  """Raises a ValueError unless the global batch splits evenly over devices, into shares
+  that form whole packs of `pack` examples."""
   n = mesh.devices.size
-  if batch_size <= 0 or batch_size % n:
+  if batch_size <= 0 or batch_size % (n * pack):
     raise ValueError(f'batch_size {batch_size} does not divide by the {n} devices of the '
-                     f'mesh; use a multiple of {n}.')
+                     f'mesh' + (f' times pack={pack}' if pack > 1 else '') +
+                     f'; use a multiple of {n * pack}.')
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
@@ -71,7 +73,11 @@ def data_parallel(per_device: Callable, mesh: Mesh, in_specs: tuple, out_specs: 
 
 def per_member(value: Any, population: int, name: str) -> np.ndarray:
   """A scalar or a list of `population` numbers -> float32 array (population,)."""
-  values = np.atleast_1d(np.asarray(value, np.float32))
+  try:
+    values = np.atleast_1d(np.asarray(value, np.float32))
+  except (TypeError, ValueError):
+    raise ValueError(f'{name}={value!r}: give a number, or one per population member '
+                     f'({population}).') from None
   if values.ndim != 1 or len(values) not in (1, population):
     raise ValueError(f'{name}={value!r}: give one number or one per population member '
                      f'({population}).')

@@ -49,6 +49,41 @@ class StepConfig:
   d_optimizer: tuple[tuple[str, Any], ...]
   skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
   population_chunk: int = 0     # members vmapped together, chunks in sequence; 0: all at once
+  pack: int = 1                 # D sees packs of m samples (PacGAN); 1: single samples
+  unroll_steps: int = 0         # G's loss against D after k look-ahead updates (Unrolled GAN)
+  update_order: str = 'alternating'  # or 'simultaneous': G's update uses the pre-update D
+
+  def __post_init__(self):
+    if self.update_order not in UPDATE_ORDERS:
+      raise ValueError(f'update_order={self.update_order!r}; valid: {", ".join(UPDATE_ORDERS)}.')
+    if self.update_order == 'simultaneous' and (self.n_dis != 1 or self.unroll_steps):
+      raise ValueError(f'update_order=simultaneous updates D and G once each from one batch; '
+                       f'it needs n_dis=1 and unroll_steps=0, got n_dis={self.n_dis}, '
+                       f'unroll_steps={self.unroll_steps}.')
+
+
+UPDATE_ORDERS = ('alternating', 'simultaneous')
+
+
+def pack(x: jax.Array, m: int) -> jax.Array:
+  """Packs of `m` consecutive examples, concatenated on the last axis (Lin et al. 2018).
+
+  ``(n, ..., c) -> (n/m, ..., m·c)``: vectors become one longer vector, images
+  stack their channels. ``m = 1`` returns `x` itself.
+  """
+  if m == 1:
+    return x
+  n, shape = x.shape[0], x.shape[1:]
+  if n % m:
+    raise ValueError(f'{n} examples do not form packs of {m}; the batch on each device must '
+                     f'divide by pack={m}.')
+  x = jnp.moveaxis(x.reshape((n // m, m) + shape), 1, -2)
+  return x.reshape((n // m,) + shape[:-1] + (m * shape[-1],))
+
+
+def packed_shape(example_shape: tuple[int, ...], m: int) -> tuple[int, ...]:
+  """The shape of one pack of `m` examples of `example_shape` (what D sees)."""
+  return tuple(example_shape[:-1]) + (m * example_shape[-1],)
 
 
 def _split_vars(variables):
@@ -63,7 +98,8 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
     key = jax.random.PRNGKey(seed)
     kg, kd, root = jax.random.split(key, 3)
     g_params, g_stats = _split_vars(pair.generator.init(kg, jnp.zeros((1, pair.z_dim))))
-    d_params, d_stats = _split_vars(pair.discriminator.init(kd, jnp.zeros((1,) + example_shape)))
+    d_input = jnp.zeros((1,) + packed_shape(example_shape, cfg.pack))
+    d_params, d_stats = _split_vars(pair.discriminator.init(kd, d_input))
     return {
         'g_params': g_params, 'g_stats': g_stats, 'd_params': d_params, 'd_stats': d_stats,
         'g_opt': optimizers.make(dict(cfg.g_optimizer), g_lr).init(g_params),
@@ -88,7 +124,13 @@ def _example_keys(key: jax.Array, n_local: int) -> jax.Array:
 
 
 def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
-  """``step(state, batch, penalty_weight) -> (state, metrics)`` for one device."""
+  """``step(state, batch, penalty_weight) -> (state, metrics)`` for one device.
+
+  Per member and step: `n_dis` discriminator updates (`d_step`), each on its own
+  real batch and fresh fakes, then one generator update on `g_objective`. With
+  ``pack`` m the discriminator sees packs of m samples, real and fake alike,
+  everywhere (losses, penalties, unrolled updates).
+  """
   loss, penalty = cfg.loss, cfg.penalty
   d_opts, g_opts = dict(cfg.d_loss_options), dict(cfg.g_loss_options)
   if loss.cross_device:  # batch statistics over all devices
@@ -122,51 +164,66 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     critic = lambda x: d_apply(d_params, d_stats, x[None])[0][0]
     return penalty.term(critic, real, fake, _example_keys(key, real.shape[0]), parallel.AXIS)
 
+  def d_objective(d_params, d_stats, real, fake, key, penalty_weight):
+    """D's loss plus the weighted penalty on (packed) real and fake examples."""
+    real_logits, stats = d_apply(d_params, d_stats, real, update_stats=True)
+    fake_logits, _ = d_apply(d_params, stats, fake)
+    value = loss.discriminator(real_logits, fake_logits, **d_opts)
+    pen = penalty_value(d_params, stats, real, fake, key)
+    aux = dict(d_loss=value, penalty=pen, d_real=jnp.mean(real_logits),
+               d_fake=jnp.mean(fake_logits))
+    return value + penalty_weight * pen, (aux, stats)
+
+  def d_step(d_params, d_opt, d_stats, real, fake, key, penalty_weight):
+    """One discriminator update (gradients averaged over devices)."""
+    grads, (aux, d_stats) = jax.grad(d_objective, has_aux=True)(
+        d_params, d_stats, real, fake, key, penalty_weight)
+    grads = jax.lax.pmean(grads, parallel.AXIS)
+    updates, d_opt = d_tx.update(grads, d_opt, d_params)
+    d_params = optax.apply_updates(d_params, updates)
+    if penalty.project is not None:
+      d_params = penalty.project(d_params, penalty_weight)
+    aux['d_grad_norm'] = optax.tree.norm(grads)
+    return d_params, d_opt, d_stats, aux
+
+  def g_objective(g_params, g_stats, d, z, real, key, penalty_weight):
+    """G's loss against discriminator ``d = (params, opt_state, stats)``; with
+    `unroll_steps` k, against D after k more of its updates on this batch, differentiated
+    through them (Metz et al. 2017). D's own update does not change."""
+    fake, g_stats = g_apply(g_params, g_stats, z)
+    fake = pack(fake, cfg.pack)
+    d_params, d_opt, d_stats = d
+    for i in range(cfg.unroll_steps):
+      d_params, d_opt, d_stats, _ = d_step(d_params, d_opt, d_stats, real, fake,
+                                           jax.random.fold_in(key, i), penalty_weight)
+    fake_logits, _ = d_apply(d_params, d_stats, fake)
+    real_logits = (d_apply(d_params, d_stats, real)[0]
+                   if loss.needs_real_for_generator else None)
+    return loss.generator(fake_logits, real_logits, **g_opts), g_stats
+
   def member_step(m, step, batch, penalty_weight):
     key = jax.random.fold_in(m['key'], step)
     n_local = batch.shape[1]
-
-    def d_update(carry, i):
-      d_params, d_opt, d_stats = carry
-      kz, kp = jax.random.split(jax.random.fold_in(key, i))
-      real = batch[i]
-      fake, _ = g_apply(m['g_params'], m['g_stats'], noise(kz, n_local))
-
-      def loss_fn(dp):
-        real_logits, stats = d_apply(dp, d_stats, real, update_stats=True)
-        fake_logits, _ = d_apply(dp, stats, fake)
-        value = loss.discriminator(real_logits, fake_logits, **d_opts)
-        pen = penalty_value(dp, stats, real, fake, kp)
-        aux = dict(d_loss=value, penalty=pen, d_real=jnp.mean(real_logits),
-                   d_fake=jnp.mean(fake_logits))
-        return value + penalty_weight * pen, (aux, stats)
-
-      grads, (aux, d_stats) = jax.grad(loss_fn, has_aux=True)(d_params)
-      grads = jax.lax.pmean(grads, parallel.AXIS)
-      updates, d_opt = d_tx.update(grads, d_opt, d_params)
-      d_params = optax.apply_updates(d_params, updates)
-      if penalty.project is not None:
-        d_params = penalty.project(d_params, penalty_weight)
-      aux['d_grad_norm'] = optax.tree.norm(grads)
-      return (d_params, d_opt, d_stats), aux
-
+    d = (m['d_params'], m['d_opt'], m['d_stats'])
+    before = d
+    z_first = None
     # A Python loop, not lax.scan: on CPU, XLA runs convolution gradients inside a loop
     # 30-100x slower than outside one (benchmarks/NOTES.md); compile time grows with n_dis.
-    carry = (m['d_params'], m['d_opt'], m['d_stats'])
     for i in range(cfg.n_dis):
-      carry, d_aux = d_update(carry, jnp.int32(i))
-    d_params, d_opt, d_stats = carry
+      kz, kp = jax.random.split(jax.random.fold_in(key, jnp.int32(i)))
+      z = noise(kz, n_local)
+      z_first = z if z_first is None else z_first
+      fake, _ = g_apply(m['g_params'], m['g_stats'], z)
+      *d, d_aux = d_step(*d, pack(batch[i], cfg.pack), pack(fake, cfg.pack), kp,
+                         penalty_weight)
 
-    z = noise(jax.random.fold_in(key, cfg.n_dis), n_local)
-
-    def g_loss_fn(gp):
-      fake, g_stats = g_apply(gp, m['g_stats'], z)
-      fake_logits, _ = d_apply(d_params, d_stats, fake)
-      real_logits = (d_apply(d_params, d_stats, batch[-1])[0]
-                     if loss.needs_real_for_generator else None)
-      return loss.generator(fake_logits, real_logits, **g_opts), g_stats
-
-    (g_loss, g_stats), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(m['g_params'])
+    if cfg.update_order == 'simultaneous':  # G from the same batch, against D before update
+      g_d, z, real = before, z_first, batch[0]
+    else:
+      g_d, z, real = d, noise(jax.random.fold_in(key, cfg.n_dis), n_local), batch[-1]
+    g_key = jax.random.fold_in(key, cfg.n_dis + 1)
+    (g_loss, g_stats), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
+        m['g_params'], m['g_stats'], tuple(g_d), z, pack(real, cfg.pack), g_key, penalty_weight)
     g_grads = jax.lax.pmean(g_grads, parallel.AXIS)
     updates, g_opt = g_tx.update(g_grads, m['g_opt'], m['g_params'])
     g_params = optax.apply_updates(m['g_params'], updates)
@@ -177,9 +234,9 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     metrics = dict(d_aux, g_loss=g_loss, g_grad_norm=optax.tree.norm(g_grads))
     metrics = jax.lax.pmean(metrics, parallel.AXIS)
     metrics['finite'] = jnp.all(jnp.stack([jnp.isfinite(v) for v in metrics.values()]))
+    d_params, d_opt, d_stats = d
     new = dict(m, g_params=g_params, g_stats=g_stats, d_params=d_params, d_stats=d_stats,
-               g_opt=g_opt,
-               d_opt=d_opt, ema=ema)
+               g_opt=g_opt, d_opt=d_opt, ema=ema)
     return new, metrics
 
   def per_device_step(state, batch, penalty_weight):
@@ -199,6 +256,8 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
                                            old['first_nonfinite'])
     return {'step': step + 1, 'members': members}, metrics
 
+  # The pieces, for tests that differentiate them directly (inside a named `data` axis).
+  per_device_step.d_step, per_device_step.g_objective = d_step, g_objective
   return per_device_step
 
 

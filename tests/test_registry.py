@@ -82,8 +82,8 @@ def test_a_registered_penalty_and_model_are_usable(tmp_path):
   """A penalty and a model family registered from outside the package train too."""
   from ganjax import penalties as gp  # pylint: disable=g-import-not-at-top
   gp.register('double_r1', lambda critic, real, fake, keys, axis_name: 2 * gp.r1(critic, real))
-  models.register('tiny_mlp', lambda shape, *, z_dim=3: models.make_mlp(
-      shape, z_dim=z_dim, hidden=(8,)))
+  models.register('tiny_mlp', lambda shape, dtype, *, z_dim=3: models.make_mlp(
+      shape, dtype, z_dim=z_dim, hidden=(8,)))
   try:
     cfg = tiny_config(penalty='double_r1', penalty_weight=1.0, model='tiny_mlp',
                       **{'model_options.hidden': None, 'model_options.z_dim': None})

@@ -20,7 +20,13 @@ Method:
   a case predicted to be too slow for the budget is recorded as skipped.
 * PyTorch: `benchmarks/torch_reference.py` (same models, same step), with
   repetitions interleaved with ganjax's in one process: k ganjax steps, k
-  PyTorch steps, repeated; ratio = median ganjax time / median PyTorch time.
+  steps of each PyTorch variant, repeated. The variants: eager; on a GPU also
+  the step captured as one CUDA graph and torch.compile (skipped, with the
+  reason, where it fails or does not compile within ``torch_compile_s``).
+  ratio = median ganjax time / median time of the fastest variant.
+* FLOPs: counted by hand from the model shapes (`benchmarks/flops.py`); the
+  report gives achieved TFLOP/s and the share of the chip's dense peak for the
+  compute dtype (GFLOP/s on the CPU).
 * input: ``Dataset.batch(step)`` and `data.prefetch` alone; then the step fed
   by prefetch + `parallel.shard_batch` against the reused synthetic batch,
   in interleaved blocks of steps (throughput of a block, as the train loop).
@@ -43,7 +49,7 @@ import tempfile
 import time
 from typing import Iterator
 
-from benchmarks.cases import CASES, REPO, Budget, plan, settings
+from benchmarks.cases import CASES, MODELS, REPO, Budget, Skipped, plan, settings
 from benchmarks.report import markdown, one_line, targets
 
 DEFAULT_OUT = os.path.join(REPO, 'benchmarks', 'results')
@@ -63,6 +69,15 @@ def predicted_step_s(spec: dict, measured: dict) -> float | None:
   if spec.get('loss') == 'wgan':
     factor *= 5  # n_dis 5 and a double-backward penalty: at least 5 D updates
   return base * factor
+
+
+def _is_base_step(r: dict) -> bool:
+  """A measured classic, population-1, float32 step of the model's default batch, one step
+  per call: the base of `predicted_step_s`."""
+  return (r.get('kind') == 'step' and 'step_ms' in r and r.get('population') == 1
+          and r.get('loss') == 'classic' and r.get('steps_per_call', 1) == 1
+          and r.get('dtype', 'float32') == 'float32'
+          and r.get('batch_size') == MODELS.get(r.get('model'), (0, 0, {}))[2].get('batch_size'))
 
 
 def worker(spec: dict) -> None:
@@ -96,10 +111,11 @@ def worker(spec: dict) -> None:
       for record in CASES[case['kind']](case, budget):
         record.setdefault('devices', spec['devices'])
         record['load_avg_1m'] = round(os.getloadavg()[0], 2)
-        if (record['kind'] == 'step' and record.get('population') == 1
-            and record.get('loss') == 'classic'):
+        if _is_base_step(record):
           measured[record['model']] = record['step_ms'] / 1e3
         emit(record)
+    except Skipped as e:
+      emit(dict(case, devices=spec['devices'], skipped=str(e)))
     except Exception as e:  # pylint: disable=broad-except
       emit(dict(case, devices=spec['devices'], error=f'{type(e).__name__}: {e}'))
     print(f'bench: {case} took {time.perf_counter() - t:.1f}s', file=sys.stderr, flush=True)
@@ -195,9 +211,7 @@ def run_all(quick: bool, out: str, groups=None, s: dict | None = None,
     for record in run_worker(devices, cases, s, deadline, measured, platform):
       records.append(record)
       print('bench:', one_line(record), file=sys.stderr, flush=True)
-      if (record.get('kind') == 'step' and record.get('devices') == 1
-          and record.get('steps_per_call', 1) == 1
-          and record.get('population') == 1 and record.get('loss') == 'classic'):
+      if _is_base_step(record) and record.get('devices') == 1:
         measured[record['model']] = record['step_ms'] / 1e3
   records.append(dict(kind='total', wall_s=round(time.time() - start, 1),
                       load_avg_1m=round(os.getloadavg()[0], 2)))

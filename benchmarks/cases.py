@@ -6,19 +6,29 @@ JSON-able records; `CASES` maps a case kind to its function.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import resource
 import shutil
+import signal
 import tempfile
 import sys
 import time
 from typing import Any, Callable, Iterator
 
+from benchmarks import flops
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # model key -> (config module, example shape (None: the dataset's own), fixed fields)
 TEN_PER_CALL = {'steps_per_call': 10}  # amortises dispatch and input copies over 10 steps
+HUNDRED_PER_CALL = {'steps_per_call': 100}
+# The accelerator targets' sizes (benchmarks/report.py): model -> overrides.
+GPU_SIZES = {'dcgan32': {'batch_size': 512}, 'dcgan64': {'batch_size': 256}, 'mlp': {}}
+BFLOAT16 = {'dtype': 'bfloat16'}
+# torch.compile's mode for the PyTorch peer (benchmarks/torch_reference.py's docstring).
+TORCH_COMPILE_MODE = 'reduce-overhead'
 
 MODELS = {
     'mlp': ('ring', (2,), {'batch_size': 512}),
@@ -29,24 +39,29 @@ MODELS = {
 
 # ------------------------------------------------------------------- config --
 
+class Skipped(Exception):
+  """A case that cannot run here; the worker records it as skipped with this reason."""
+
+
 def settings(quick: bool) -> dict:
   """Time budgets (seconds) and step counts of a quick or full run."""
   if quick:
     return dict(deadline_s=150, case_s=3.0, max_step_s=15.0, min_steps=3, max_steps=50,
                 compare_reps=4, compare_s=8.0, io_batches=30, blocks=4, block_steps=10,
-                saves=3)
+                saves=3, torch_compile_s=100.0)
   return dict(deadline_s=1140, case_s=15.0, max_step_s=70.0, min_steps=5, max_steps=300,
               compare_reps=8, compare_s=40.0, io_batches=200, blocks=8, block_steps=25,
-              saves=5)
+              saves=5, torch_compile_s=300.0)
 
 
 def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
   """(device count, cases) per worker, ordered so that every kind of case gets time.
 
   On the CPU the workers fake 1, 2 and 8 devices. On an accelerator (`platform`
-  'gpu' or 'tpu') one worker uses the real devices: the step and population
-  sweeps, the PyTorch comparison on the same device, the ring input and the
-  checkpoint cases (digits needs a prepared TFDS directory, so it is left out).
+  'gpu' or 'tpu') one worker uses the real devices, the targets' cases first: the
+  PyTorch comparisons at `GPU_SIZES`, the same sizes in bfloat16, the MLP with 100
+  steps per call (and fed by the ring input); then the population sweeps, input,
+  checkpoint and loss cases (digits needs a prepared TFDS directory: left out).
   """
   from ganjax import losses  # pylint: disable=g-import-not-at-top
 
@@ -57,8 +72,14 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
 
   if platform != 'cpu':
     models = ('mlp', 'dcgan32') + (() if quick else ('dcgan64',))
-    cases = [dict(kind='compare', model=m) for m in ('mlp', 'dcgan32', 'dcgan64')]
-    cases += [dict(kind='step', model=m, population=p) for m in models for p in (4, 16)]
+    cases = [dict(kind='compare', model=m, overrides=o) for m, o in GPU_SIZES.items()]
+    cases += [dict(kind='step', model=m, overrides={**o, **BFLOAT16})
+              for m, o in GPU_SIZES.items() if m != 'mlp']
+    cases += [dict(kind='step', model='mlp', overrides=HUNDRED_PER_CALL),
+              dict(kind='real_vs_synthetic', model='mlp', overrides=HUNDRED_PER_CALL)]
+    if not quick:  # the default batch (64) of the image models
+      cases += [dict(kind='compare', model=m) for m in ('dcgan32', 'dcgan64')]
+    cases += [dict(kind='step', model=m, population=p) for m in models for p in (1, 4, 16)]
     cases += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
     cases += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),
               dict(kind='real_vs_synthetic', model='mlp', overrides=TEN_PER_CALL)]
@@ -94,6 +115,9 @@ def make_config(model: str, loss: str = 'classic', population: int = 1,
     raise ValueError(f'unknown benchmark model {model!r}; valid: {", ".join(MODELS)}.')
   config = importlib.import_module(f'configs.{MODELS[model][0]}').get_config()
   fields = {'loss': loss, 'population': population, **MODELS[model][2], **(overrides or {})}
+  if 'dtype' in fields and 'dtype' not in config:
+    raise Skipped(f"dtype={fields['dtype']}: this ganjax's config has no 'dtype' field yet "
+                  '(no bfloat16 compute)')
   config.update_from_flattened_dict(
       {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
   return resolve_config(config)
@@ -154,10 +178,15 @@ class JaxStep:
     self.compile_s = time.perf_counter() - t
     self.metrics = None
     self._jax = jax
+    gflop = flops.step_flops(c, shape)
     self.info = dict(model=model, loss=c.loss, penalty=c.penalty, n_dis=c.n_dis,
                      population=c.population, steps_per_call=k, devices=jax.device_count(),
                      device_kind=jax.devices()[0].device_kind,
-                     batch_size=c.batch_size, example_shape=list(shape))
+                     batch_size=c.batch_size, dtype=c.get('dtype', 'float32'),
+                     example_shape=list(shape),
+                     gflop=None if gflop is None else _sig(gflop / 1e9, 5))
+    if gflop is None:
+      self.info['gflop_note'] = flops.unsupported(c)
 
   def step(self, batch=None) -> None:
     """One step, not waited for."""
@@ -224,37 +253,79 @@ def step_record(run: JaxStep, times: list[float], **extra) -> dict:
 
 
 def case_compare(spec: dict, budget: Budget) -> Iterator[dict]:
-  """ganjax vs PyTorch eager on the same batch, repetitions interleaved."""
+  """ganjax vs PyTorch on the same batch, repetitions interleaved: PyTorch eager on the
+  CPU; on a GPU also the step captured as one CUDA graph and under torch.compile (each
+  where it sets up, torch.compile within ``torch_compile_s``). The ratio is to the
+  fastest PyTorch variant; every variant's time is recorded."""
+  import jax  # pylint: disable=g-import-not-at-top
   run = JaxStep(spec['model'], overrides=spec.get('overrides'))
-  try:
-    torch_step, torch_info = _torch_step(run)
-  except ImportError as e:
+  variants = ('eager',) + (('cuda_graph', 'compile') if jax.default_backend() == 'gpu' else ())
+  peers, setup_s, skipped, info = {}, {}, {}, {}
+  for variant in variants:
+    limit = min(budget.s['torch_compile_s'], 0.5 * budget.left())
+    t = time.perf_counter()
+    try:
+      with _time_limit(limit if variant == 'compile' else None):
+        fn, info = _torch_step(run, variant)
+        time_calls(fn, 3 if variant == 'compile' else 1)  # compile / capture, CUDA graphs
+      peers[variant], setup_s[variant] = fn, round(time.perf_counter() - t, 2)
+    except ImportError as e:
+      skipped[variant] = f'PyTorch unavailable: {e}'
+      break
+    except Exception as e:  # pylint: disable=broad-except
+      skipped[variant] = f'{type(e).__name__}: {e}'[:300]
+  if not peers:
     warm = budget.warmup(run.blocking_step)
     yield step_record(run, time_calls(run.blocking_step, budget.steps(warm)))
-    yield dict(kind='compare', model=spec['model'], skipped=f'PyTorch unavailable: {e}')
+    yield dict(kind='compare', model=spec['model'], batch_size=run.info['batch_size'],
+               skipped='; '.join(f'{v}: {why}' for v, why in skipped.items()))
     return
   tj = budget.warmup(run.blocking_step)
-  tt = budget.warmup(torch_step)
+  tt = sum(budget.warmup(fn) for fn in peers.values())
   reps = budget.s['compare_reps']
   k = budget.steps(reps * (tj + tt), budget.s['compare_s'])
-  jax_times, torch_times, rep_ratios = [], [], []
+  jax_times, times, rep_ratios = [], {v: [] for v in peers}, []
   for _ in range(reps):
     j = time_calls(run.blocking_step, k)
-    t = time_calls(torch_step, k)
     jax_times += j
-    torch_times += t
-    rep_ratios.append(median(j) / median(t))
-  jax_ms, torch_ms = median(jax_times) * 1e3, median(torch_times) * 1e3
+    rep = {v: time_calls(fn, k) for v, fn in peers.items()}
+    for v, t in rep.items():
+      times[v] += t
+    rep_ratios.append(median(j) / min(median(t) for t in rep.values()))
+  ms = {v: round(median(t) * 1e3, 3) for v, t in times.items()}
+  best = min(ms, key=ms.get)
+  jax_ms = median(jax_times) * 1e3
   yield step_record(run, jax_times, interleaved_with='torch')
   yield dict(kind='compare', **run.info, reps=reps, steps_per_rep=k,
-             ganjax_ms=round(jax_ms, 3), torch_ms=round(torch_ms, 3),
-             ratio=_sig(jax_ms / torch_ms), rep_ratio_min=_sig(min(rep_ratios)),
-             rep_ratio_max=_sig(max(rep_ratios)), **torch_info,
-             peak_rss_mb=peak_rss_mb())
+             ganjax_ms=round(jax_ms, 3), torch_ms=ms[best], torch_variant=best,
+             torch_variants_ms=ms, torch_setup_s=setup_s, torch_skipped=skipped,
+             ratio=_sig(jax_ms / ms[best]), rep_ratio_min=_sig(min(rep_ratios)),
+             rep_ratio_max=_sig(max(rep_ratios)), **info, peak_rss_mb=peak_rss_mb())
 
 
-def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
-  """The PyTorch reference step for `run`'s config, on `run`'s batch; equal parameter counts."""
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+  """Raises TimeoutError in the main thread after `seconds` (None: no limit)."""
+  if seconds is None:
+    yield
+    return
+  if seconds <= 0:
+    raise TimeoutError('no time left in the budget')
+
+  def on_alarm(*_):
+    raise TimeoutError(f'did not finish within {seconds:.0f} s')
+  previous = signal.signal(signal.SIGALRM, on_alarm)
+  signal.setitimer(signal.ITIMER_REAL, seconds)
+  try:
+    yield
+  finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _torch_step(run: JaxStep, variant: str = 'eager') -> tuple[Callable[[], None], dict]:
+  """The PyTorch reference step (`variant`: torch_reference.VARIANTS) for `run`'s config,
+  on `run`'s batch; equal parameter counts."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
@@ -262,9 +333,9 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
   c = run.config
   if c.loss != 'classic' or c.penalty != 'none' or c.n_dis != 1:
     raise ValueError('the PyTorch reference implements the classic loss only.')
-  if c.steps_per_call != 1:
-    raise ValueError('the PyTorch reference runs one step per call; compare with '
-                     'steps_per_call=1.')
+  if c.steps_per_call != 1 or c.get('dtype', 'float32') != 'float32':
+    raise ValueError('the PyTorch reference runs one float32 step per call; compare with '
+                     'steps_per_call=1 and dtype float32.')
   opts = {k: v for k, v in c.model_options.to_dict().items() if v is not None}
   gen, disc, z_dim = ref.make_models(c.model, tuple(run.info['example_shape']), **opts)
   members = jax.tree_util.tree_map(lambda x: x[0], run.state['members'])
@@ -288,7 +359,7 @@ def _torch_step(run: JaxStep) -> tuple[Callable[[], None], dict]:
     torch.backends.cudnn.benchmark = True
   step = ref.make_step(gen, disc, z_dim, ema_decay=c.ema_decay, g_lr=g_opt['learning_rate'],
                        d_lr=d_opt['learning_rate'], betas=(g_opt['b1'], g_opt['b2']),
-                       device=device)
+                       device=device, variant=variant, compile_mode=TORCH_COMPILE_MODE)
   real = ref.to_torch_batch(np.asarray(run.batch)[0], device)
   info = dict(torch_version=torch.__version__, torch_threads=torch.get_num_threads(),
               torch_device=device if device == 'cpu' else torch.cuda.get_device_name(),

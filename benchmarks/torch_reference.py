@@ -12,6 +12,18 @@ The same layers and parameter counts as `ganjax.models` (checked by
    config's discriminator rate may differ, which does not change the time),
    and the generator EMA when ``ema_decay > 0`` (cifar10/celeba64: 0.999).
 
+Variants (`make_step`'s ``variant``), the same arithmetic each:
+
+* ``eager``: PyTorch as usually written, one kernel launch per op from Python;
+* ``cuda_graph`` (CUDA only): the whole step (both updates, Adam with
+  ``capturable=True``, the EMA) captured once with ``torch.cuda.graph`` after a
+  warm-up on a side stream (PyTorch's "whole-network capture" recipe), then replayed
+  after copying the batch into the captured input tensor;
+* ``compile``: the step function under ``torch.compile(mode=compile_mode)``; the
+  harness uses ``'reduce-overhead'`` (inductor's kernels replayed as CUDA graphs, the
+  torch.compile docs' mode "useful for small batches"; 'max-autotune-no-cudagraphs'
+  would keep the per-kernel launches, which dominate these small steps on a GPU).
+
 Threads: `make_step` calls ``torch.set_num_threads(os.cpu_count())`` (2 on the
 benchmark machine), the whole machine, as XLA's CPU backend uses it. The
 harness runs it with ``OMP_WAIT_POLICY=PASSIVE`` (unless set): with OpenMP's
@@ -135,25 +147,39 @@ def to_torch_batch(batch, device: str = 'cpu') -> torch.Tensor:
   return x.to(device)
 
 
+VARIANTS = ('eager', 'cuda_graph', 'compile')
+
+
 def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.0,
               g_lr: float = 2e-4, d_lr: float = 2e-4, betas=(0.5, 0.999), seed: int = 0,
-              threads: int | None = None, device: str = 'cpu') -> Callable[[torch.Tensor], dict]:
+              threads: int | None = None, device: str = 'cpu', variant: str = 'eager',
+              compile_mode: str | None = 'reduce-overhead'
+              ) -> Callable[[torch.Tensor], dict]:
   """``step(real) -> {'d_loss', 'g_loss'}`` (detached tensors): one D and one G update.
 
-  With ``device='cuda'`` the models move to the GPU and the step ends with
-  ``torch.cuda.synchronize()``, so a host timer around it times the GPU work.
+  `variant` is one of `VARIANTS` (see the module docstring); ``cuda_graph`` captures
+  on the returned step's first call (after 3 warm-up steps), ``compile`` compiles on
+  its first calls. With ``device='cuda'`` the models move to
+  the GPU and the step ends with ``torch.cuda.synchronize()``, so a host timer
+  around it times the GPU work.
   """
+  if variant not in VARIANTS:
+    raise ValueError(f'variant={variant!r}; valid: {", ".join(VARIANTS)}.')
+  cuda = device.startswith('cuda')
+  if variant == 'cuda_graph' and not cuda:
+    raise ValueError('the cuda_graph variant needs a CUDA device.')
   torch.set_num_threads(threads or os.cpu_count() or 1)
   torch.manual_seed(seed)
   gen.to(device)
   disc.to(device)
-  sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
-  g_opt = torch.optim.Adam(gen.parameters(), lr=g_lr, betas=betas)
-  d_opt = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=betas)
+  sync = torch.cuda.synchronize if cuda else (lambda: None)
+  capturable = variant == 'cuda_graph'  # optimiser step count on the device
+  g_opt = torch.optim.Adam(gen.parameters(), lr=g_lr, betas=betas, capturable=capturable)
+  d_opt = torch.optim.Adam(disc.parameters(), lr=d_lr, betas=betas, capturable=capturable)
   ema = [p.detach().clone() for p in gen.parameters()] if ema_decay > 0 else None
   d_params = list(disc.parameters())
 
-  def step(real: torch.Tensor) -> dict:
+  def update(real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n = real.shape[0]
     with torch.no_grad():
       fake = gen(torch.randn(n, z_dim, device=device))
@@ -173,8 +199,52 @@ def make_step(gen: nn.Module, disc: nn.Module, z_dim: int, ema_decay: float = 0.
     if ema is not None:
       with torch.no_grad():
         torch._foreach_lerp_(ema, list(gen.parameters()), 1.0 - ema_decay)  # pylint: disable=protected-access
-    sync()
-    return {'d_loss': d_loss.detach(), 'g_loss': g_loss.detach()}
+    return d_loss.detach(), g_loss.detach()
+
+  if variant == 'eager':
+    def step(real: torch.Tensor) -> dict:
+      d_loss, g_loss = update(real)
+      sync()
+      return {'d_loss': d_loss, 'g_loss': g_loss}
+    return step
+  if variant == 'compile':
+    compiled = torch.compile(update, mode=compile_mode)
+    mark = getattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: None)
+
+    def compiled_step(real: torch.Tensor) -> dict:
+      mark()  # a new iteration: CUDA-graph trees may reuse the previous outputs' memory
+      d_loss, g_loss = compiled(real)
+      sync()
+      return {'d_loss': d_loss.clone(), 'g_loss': g_loss.clone()}
+    return compiled_step
+  return _graphed(update)
+
+
+def _graphed(update: Callable[[torch.Tensor], tuple]) -> Callable[[torch.Tensor], dict]:
+  """`update` captured as one CUDA graph on its first call's shape (PyTorch's whole-network
+  capture: warm-up on a side stream, grads set to None so that backward() allocates them
+  from the graph's pool, capture on the same stream); later calls copy the batch into
+  the captured input and replay."""
+  graph, static = None, {}
+
+  def step(real: torch.Tensor) -> dict:
+    nonlocal graph
+    if graph is None:
+      static['real'] = real.clone()
+      stream = torch.cuda.Stream()
+      stream.wait_stream(torch.cuda.current_stream())
+      with torch.cuda.stream(stream):
+        for _ in range(3):  # cuDNN autotuning, optimiser state, allocator warm-up
+          update(static['real'])
+      torch.cuda.current_stream().wait_stream(stream)
+      graph = torch.cuda.CUDAGraph()
+      with torch.cuda.graph(graph, stream=stream):
+        static['d_loss'], static['g_loss'] = update(static['real'])
+    else:
+      static['real'].copy_(real)
+    graph.replay()
+    torch.cuda.synchronize()
+    return {'d_loss': static['d_loss'], 'g_loss': static['g_loss']}
 
   return step
 

@@ -81,6 +81,12 @@ def get_config() -> config_dict.ConfigDict:
   c.eval_every = 1000                # samples PNG and metrics (and at the end)
   c.eval_samples = 2500              # samples per evaluation (2,500 as in VEEGAN/PacGAN)
   c.image_metrics = config_dict.placeholder(bool)  # None: on for labelled image datasets
+  c.features = 'classifier'          # image metrics' features: classifier (fast, offline, ganjax
+                                     # only) | inception (FID Inception-v3, comparable to papers)
+  c.inception_weights = ''           # pt_inception-2015-12-05-6726825d.pth; '': $GANJAX_CACHE or
+                                     # ~/.cache/ganjax, downloaded once
+  c.final_eval_samples = 0           # >0: FID of this many samples vs the training split at the
+                                     # end (50000: eval.json's fid50k, FID-50k); 0: off
   c.feature_steps = 1000             # training steps of the feature extractor (cached)
   c.kid_subsets = 100                # KID: subsets and subset size (Bińkowski et al. 2018)
   c.kid_subset_size = 1000

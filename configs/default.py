@@ -92,6 +92,8 @@ def get_config() -> config_dict.ConfigDict:
   c.kid_subset_size = 1000
   c.checkpoint_every = 1000          # async Orbax save (and at the end)
   c.keep_checkpoints = 3             # checkpoints kept by the preservation policy
+  c.allow_config_change = False      # resume a checkpoint whose experiment fields differ
+                                     # (ganjax/workdir.py), recording them in eval.json
   return c
 
 

@@ -42,6 +42,39 @@ def positive_int(name: str, value: Any, minimum: int = 1) -> int:
   return int(value)
 
 
+def check_range(name: str, value: Any, low: float = -np.inf, high: float = np.inf, *,
+                low_open: bool = False, high_open: bool = False) -> Any:
+  """`value` unchanged; ValueError naming `name` unless it is finite and in the range.
+
+  The range is ``[low, high]``, with `low_open`/`high_open` excluding an end;
+  `value` may be a number or an array (every element is checked). A traced
+  value (inside ``jit``, ``grad``, ``vmap``) has no value to check and is
+  returned unchecked.
+  """
+  if isinstance(value, jax.core.Tracer):
+    return value
+  ends = ('(' if low_open else '[', ')' if high_open else ']')
+  if np.isinf(low) and np.isinf(high):
+    valid = 'a finite number'
+  elif np.isinf(high) and low == 0 and low_open:
+    valid = 'a positive finite number'
+  elif np.isinf(high):
+    valid = f'a finite number {">" if low_open else ">="} {low:g}'
+  elif np.isinf(low):
+    valid = f'a number {"<" if high_open else "<="} {high:g}'
+  else:
+    valid = f'a number in {ends[0]}{low:g}, {high:g}{ends[1]}'
+  try:
+    x = np.asarray(value)
+  except Exception:  # pylint: disable=broad-except
+    x = np.asarray(None)
+  ok = x.dtype.kind in 'iuf' and bool(np.all(np.isfinite(x))) and bool(np.all(
+      ((x > low) if low_open else (x >= low)) & ((x < high) if high_open else (x <= high))))
+  if not ok:
+    raise ValueError(f'{name}={value!r}; valid: {valid}.')
+  return value
+
+
 def highest_precision(fn: _F) -> _F:
   """`fn` run under ``jax.default_matmul_precision('highest')``.
 

@@ -21,13 +21,22 @@ and `close`, and no later save is attempted. With several processes, Orbax's
 save synchronises the processes with collectives, which must be issued in the
 same order everywhere, so there `save` calls Orbax on the calling thread (its
 writes still finish in the background).
+
+A full disk is `DiskFullError`, one line naming the step, the directory, the
+space the state needs and the space free: `save` checks the free space before
+queuing a save (the state's byte size is its estimate), and an ENOSPC from the
+write itself (Orbax reports ``RESOURCE_EXHAUSTED``) is translated. Orbax
+commits a checkpoint only once it is complete, so the last complete one is
+kept; `close` removes the failed save's temporary directory.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
+import shutil
 import threading
 from typing import Any
 
@@ -44,6 +53,39 @@ class CheckpointMismatchError(ValueError):
 
 class NoUsableCheckpointError(RuntimeError):
   """Checkpoints exist but none can be restored."""
+
+
+class DiskFullError(OSError):
+  """A checkpoint could not be written: no space left in its directory."""
+
+
+def free_bytes(directory: str) -> int:
+  """Free space in `directory`'s filesystem (the probe tests replace)."""
+  return shutil.disk_usage(directory).free
+
+
+def is_disk_full(e: BaseException | None) -> bool:
+  """Whether `e` (or an exception it was raised from) is ENOSPC, as Python or TensorStore
+  (``RESOURCE_EXHAUSTED ... [os_error_code='28']``) reports it."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+      return True
+    text = str(e)
+    if 'No space left on device' in text or (
+        'RESOURCE_EXHAUSTED' in text and f"os_error_code='{errno.ENOSPC}'" in text):
+      return True
+    e = e.__cause__ or e.__context__
+  return False
+
+
+def _size(n: float) -> str:
+  for unit in ('bytes', 'KB', 'MB', 'GB'):
+    if n < 1000 or unit == 'GB':
+      return f'{n:.0f} {unit}' if unit == 'bytes' else f'{n:.3g} {unit}'
+    n /= 1000
+  return f'{n:.3g} TB'
 
 
 def shapes(tree: Any) -> dict[str, str]:
@@ -86,6 +128,9 @@ class Checkpointer:
     # (back-pressure) instead of piling up copies of the state on the device.
     self._queue: queue.Queue = queue.Queue(maxsize=1)
     self._error: BaseException | None = None
+    self._error_step: int | None = None   # the step being saved when an error surfaced
+    self._handed: list[int] = []           # the newest steps handed to Orbax
+    self._state_bytes = 0                  # the newest saved state's size (a save's estimate)
     self._thread: threading.Thread | None = None
     self._threaded = jax.process_count() == 1
 
@@ -155,9 +200,14 @@ class Checkpointer:
     self._raise_saver_error()
     if not (force or self.should_save(step)):
       return False
+    self._check_space(step, state)
     self._last_saved = step
     if not self._threaded:
-      self._orbax_save(step, state, meta)
+      try:
+        self._orbax_save(step, state, meta)
+      except Exception as e:  # pylint: disable=broad-except
+        self._error, self._error_step = e, step
+        self._raise_saver_error()
       return True
     if self._thread is None:
       # Not a daemon, so the interpreter never exits while it is inside JAX or Orbax (which
@@ -183,7 +233,7 @@ class Checkpointer:
         if self._error is None:  # after a failure, later saves are dropped (and reported)
           self._orbax_save(step, state, meta)
       except BaseException as e:  # pylint: disable=broad-except
-        self._error = e
+        self._error, self._error_step = e, step
         if not threading.main_thread().is_alive():
           logging.error('Checkpoint step %d was not saved: the program exited without '
                         'Checkpointer.close() (%s: %s).', step, type(e).__name__, e)
@@ -191,13 +241,57 @@ class Checkpointer:
         self._queue.task_done()
 
   def _orbax_save(self, step: int, state: Any, meta: dict) -> None:
+    self._handed = self._handed[-3:] + [step]
     meta = dict(meta, shapes=shapes(state))
     self.manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 
+  def _check_space(self, step: int, state: Any) -> None:
+    """Raises `DiskFullError` if a save needs more than the directory's free space: the
+    state's bytes, or what the newest complete checkpoint takes on disk if that is more
+    (many small files: 30 KB of arrays took 184 KB on a tmpfs)."""
+    self._state_bytes = max(sum(int(getattr(x, 'nbytes', 0))
+                                for x in jax.tree_util.tree_leaves(state)),
+                            self._disk_usage(self.manager.latest_step()))
+    free = free_bytes(self.directory)
+    if free < self._state_bytes:
+      raise self._disk_full(step, free)
+
+  def _disk_usage(self, step: int | None) -> int:
+    """Bytes that checkpoint `step`'s files occupy (0 if it is absent or still being written)."""
+    total = 0
+    for root, _, files in os.walk(os.path.join(self.directory, str(step))):
+      for name in files:
+        try:
+          total += os.stat(os.path.join(root, name)).st_blocks * 512
+        except OSError:
+          pass
+    return total
+
+  def _disk_full(self, step: int | None, free: int | None = None) -> DiskFullError:
+    if free is None:
+      free = free_bytes(self.directory)
+    last = self.manager.latest_step()
+    error = DiskFullError(
+        f'checkpoint step {step} was not saved: no space left in {self.directory} (the state '
+        f'needs about {_size(self._state_bytes)}, {_size(free)} free); the last complete '
+        f'checkpoint ({"none" if last is None else f"step {last}"}) is kept: free space and '
+        'rerun to resume from it.')
+    error.errno = errno.ENOSPC
+    return error
+
   def _raise_saver_error(self) -> None:
     """Raises (again at every later call) the saver thread's first error."""
     e = self._error
+    if e is not None and is_disk_full(e):
+      # Orbax's background write of a save fails at a later call: the failed step is the
+      # oldest one handed to Orbax that is not complete on disk.
+      failed = [s for s in self._handed
+                if not os.path.isdir(os.path.join(self.directory, str(s)))]
+      if jax.process_count() == 1:
+        self._remove_partial_saves()  # the free space the message states is then real
+      self._state_bytes = max(self._state_bytes, self._disk_usage(self.manager.latest_step()))
+      raise self._disk_full(min(failed) if failed else self._error_step) from e
     if e is not None:
       raise RuntimeError(f'saving a checkpoint in {self.directory} failed: '
                          f'{type(e).__name__}: {e}') from e
@@ -208,7 +302,11 @@ class Checkpointer:
   def wait(self) -> None:
     """Returns when every queued save is committed; raises a saver thread's error."""
     self._queue.join()
-    self.manager.wait_until_finished()
+    try:
+      self.manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      if self._error is None:  # Orbax's background write of the newest save failed
+        self._error, self._error_step = e, self._last_saved
     self._raise_saver_error()
 
   def close(self) -> None:
@@ -219,7 +317,20 @@ class Checkpointer:
         self._queue.put(None)
         self._thread.join()
         self._thread = None
-      self.manager.close()
+      try:
+        self.manager.close()
+      except Exception:  # pylint: disable=broad-except
+        if self._error is None:
+          raise  # otherwise Orbax repeats the saver's error, which wait() is raising
+      finally:
+        if is_disk_full(self._error) and jax.process_count() == 1:
+          self._remove_partial_saves()
+
+  def _remove_partial_saves(self) -> None:
+    """Removes failed saves' temporary directories (the next start would), freeing space."""
+    for name in os.listdir(self.directory):
+      if name.endswith(ocp.utils.TMP_DIR_SUFFIX):
+        shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
 
 def abstract(tree: Any) -> Any:

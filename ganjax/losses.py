@@ -11,6 +11,10 @@ A discriminator loss is ``real_term(D(x_i)) + fake_term(D(G(z_i)))`` per
 example, so real and fake logits must have the same shape. Arithmetic is in
 float32 (or the logits' wider float type) even when a model runs in bfloat16.
 
+Every option is checked against the range its docstring states, and a bad
+concrete value raises a ``ValueError`` naming it; a traced option (inside
+``jit``/``grad``/``vmap``) cannot be checked and is used as given.
+
 This module imports only jax and numpy so that any project can use it::
 
     import ganjax.losses as gl
@@ -28,7 +32,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from ganjax.arrays import as_float
+from ganjax.arrays import as_float, check_range
 from ganjax.registry import Registry
 
 Array = Any
@@ -127,8 +131,12 @@ def classic_discriminator(real_logits, fake_logits, *, form='softplus',
     ~1e-4 at t≈10 and ~1e-2 at t≈15 (tests/test_losses.py measures it). ``'softplus'`` and ``'bce'``
     stay finite, to float32 precision, with finite gradients for any finite
     logit. Use ``'direct'`` only to demonstrate this.
+
+  `label_smoothing` must be in [0, 1): at 1 the real target is 0, the
+  fakes' target, and the loss no longer tells real from fake.
   """
   _check_choice('form', form, _CLASSIC_FORMS)
+  check_range('label_smoothing', label_smoothing, 0.0, 1.0, high_open=True)
   real, fake = _pair(real_logits, fake_logits)
   real_term = _neg_log_sigmoid(real, form)
   if not (isinstance(label_smoothing, (int, float)) and label_smoothing == 0):
@@ -189,7 +197,11 @@ def hinge_discriminator(real_logits, fake_logits, *, margin=1.0, weights=None,
 
   ``L_D = E relu(m - D(x)) + E relu(m + D(G(z)))`` with margin ``m`` (1):
   only real examples scored below ``m`` and fakes above ``-m`` contribute.
+  ``m`` must be finite and > 0: at 0 the loss is 0 for D ≡ 0 and scale-free
+  (``L(cD) = c·L(D)``), so it has no margin to separate real from fake; a
+  negative margin rewards scoring fakes above reals.
   """
+  check_range('margin', margin, 0.0, low_open=True)
   real, fake = _pair(real_logits, fake_logits)
   values = jax.nn.relu(margin - real) + jax.nn.relu(margin + fake)
   return reduce_loss(values, weights, reduction)
@@ -209,8 +221,11 @@ def least_squares_discriminator(real_logits, fake_logits, *, real_target=1.0,
 
   ``L_D = ½ E (D(x) - b)² + ½ E (D(G(z)) - a)²`` with ``b = real_target`` (1)
   and ``a = fake_target`` (0), TF-GAN's defaults. ``a=-1, b=1`` with a
-  generator target ``c=0`` gives the Pearson χ² variant of the paper.
+  generator target ``c=0`` gives the Pearson χ² variant of the paper. Both
+  targets may be any finite numbers.
   """
+  check_range('real_target', real_target)
+  check_range('fake_target', fake_target)
   real, fake = _pair(real_logits, fake_logits)
   values = 0.5 * jnp.square(real - real_target) + 0.5 * jnp.square(fake - fake_target)
   return reduce_loss(values, weights, reduction)
@@ -218,8 +233,10 @@ def least_squares_discriminator(real_logits, fake_logits, *, real_target=1.0,
 
 def least_squares_generator(fake_logits, real_logits=None, *, target=1.0,
                             weights=None, reduction='mean'):
-  """Least-squares GAN generator loss (Mao et al. 2017): ``½ E (D(G(z)) - c)²``."""
+  """Least-squares GAN generator loss (Mao et al. 2017): ``½ E (D(G(z)) - c)²``;
+  ``c = target`` (1) may be any finite number."""
   del real_logits
+  check_range('target', target)
   fake = as_float(fake_logits, 'fake_logits')
   return reduce_loss(0.5 * jnp.square(fake - target), weights, reduction)
 
@@ -239,10 +256,12 @@ def relativistic_discriminator(real_logits, fake_logits, *, label_smoothing=0.0,
 
     L_D,i = BCE(D(x_i) - mean_j D(G(z_j)), 1 - s) + BCE(D(G(z_i)) - mean_j D(x_j), 0)
 
-  with one-sided label smoothing ``s`` (default 0; TF-GAN's default is 0.25).
+  with one-sided label smoothing ``s`` (default 0; TF-GAN's default is 0.25),
+  in [0, 1) as for the classic loss.
   The means run over all examples passed in; inside a data-parallel step pass
   ``axis_name`` to average them over devices too (``lax.pmean``).
   """
+  check_range('label_smoothing', label_smoothing, 0.0, 1.0, high_open=True)
   real, fake = _pair(real_logits, fake_logits)
   real_rel = real - _batch_mean(fake, axis_name)
   fake_rel = fake - _batch_mean(real, axis_name)
@@ -317,7 +336,8 @@ class Loss:
     d_keys, g_keys = self.option_names()
     unknown = set(options) - d_keys - g_keys
     if unknown:
-      raise ValueError(f'unknown loss_options {sorted(unknown)} for loss {self.name}; valid: '
+      named = ', '.join(f'loss_options.{k}' for k in sorted(unknown))
+      raise ValueError(f'{named}: not an option of loss {self.name}; valid: '
                        f'{", ".join(sorted(d_keys | g_keys)) or "none"}.')
     return ({k: v for k, v in options.items() if k in d_keys},
             {k: v for k, v in options.items() if k in g_keys})

@@ -12,19 +12,25 @@ Bad input is reported in one line (no traceback) with exit status 1.
 penalty, model or dataset it registers can be named in the config.
 """
 
+import errno
 import importlib
 import logging as std_logging
 import os
+import re
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from ganjax import losses
-from ganjax.checkpoint import NoUsableCheckpointError
+from ganjax import losses, workdir as workdir_lib
+from ganjax.checkpoint import DiskFullError, NoUsableCheckpointError, is_disk_full
 
+_DEFAULT_CONFIG = 'configs/ring.py'
+# No default here: a default is parsed, with the --config.FIELD overrides, when the flag is
+# defined (at import, before any error can be reported); `_parse_flags` supplies it instead.
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', 'configs/ring.py', 'Config file; override fields with --config.FIELD=VALUE.')
+    'config', None, f'Config file (default {_DEFAULT_CONFIG}); override fields with '
+    '--config.FIELD=VALUE.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default runs/<config name>).')
 _LOSS = flags.DEFINE_string('loss', None, 'Overrides config.loss: a registered loss '
                             f'({", ".join(losses.names())}, or one an --imports module '
@@ -40,7 +46,7 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'With --coordinator_addre
 
 # Errors that mean "bad input or state": one line, no traceback.
 _USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, FloatingPointError,
-                NoUsableCheckpointError)
+                NoUsableCheckpointError, workdir_lib.WorkdirBusyError, DiskFullError)
 
 
 class _QuietLibraries(std_logging.Filter):
@@ -48,7 +54,18 @@ class _QuietLibraries(std_logging.Filter):
 
   def filter(self, record):
     noisy = any(f'/{lib}/' in record.pathname for lib in ('orbax', 'tensorflow_datasets'))
+    if noisy and is_disk_full(record.exc_info[1] if record.exc_info else None):
+      return False  # Orbax's threads each log a full disk; the run's error line says it once
     return record.levelno >= std_logging.WARNING or not noisy
+
+
+class _LogFile(std_logging.FileHandler):
+  """train.log: on a full disk a line is lost without printing a traceback for each line
+  (the run's error line reports the full disk)."""
+
+  def handleError(self, record):
+    if not is_disk_full(sys.exc_info()[1]):
+      super().handleError(record)
 
 
 def _initialize_distributed() -> None:
@@ -71,7 +88,7 @@ def _log_to_file(workdir: str, is_chief: bool) -> None:
     logging.set_verbosity(logging.WARNING)
     return
   os.makedirs(workdir, exist_ok=True)
-  log_file = std_logging.FileHandler(os.path.join(workdir, 'train.log'))
+  log_file = _LogFile(os.path.join(workdir, 'train.log'))
   log_file.setFormatter(std_logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
   log_file.addFilter(quiet)
   logging.get_absl_logger().addHandler(log_file)
@@ -93,11 +110,19 @@ def main(argv):
     if _LOSS.value:
       config.loss = _LOSS.value
     workdir = _WORKDIR.value or os.path.join('runs', config.get('name', 'default'))
+    train.resolve_config(config)  # a bad value fails here, before the workdir is written
     train.check_workdir(workdir)
-    _log_to_file(workdir, jax.process_index() == 0)
-    summary = train.train_and_evaluate(config, workdir)
+    # Before train.log is opened; train_and_evaluate takes it again (re-entrant).
+    with workdir_lib.lock(workdir, enabled=jax.process_index() == 0):
+      _log_to_file(workdir, jax.process_index() == 0)
+      summary = train.train_and_evaluate(config, workdir)
   except _USER_ERRORS as e:
     sys.exit(f'error: {e}')
+  except OSError as e:  # a full disk while writing logs, samples or eval.json
+    if e.errno != errno.ENOSPC:
+      raise
+    sys.exit(f'error: no space left on device writing {e.filename or workdir}; free space '
+             'and rerun the same command to resume from the last checkpoint.')
   if jax.process_index() != 0:
     return
   where = os.path.abspath(workdir)
@@ -111,5 +136,44 @@ def main(argv):
         f'events (tensorboard --logdir {where}).')
 
 
+def _parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
+  """absl's flag parsing, with bad flags reported in one line and exit status 1.
+
+  A value that does not parse (``--config.steps=abc``), an unknown field, a
+  config file that cannot be loaded: ``error: --config.FIELD=VALUE: why``.
+  Values that parse are checked later, by `ganjax.resolve.resolve_config`.
+  """
+  if not any(re.match(r'--?config(=|$)', a) for a in argv[1:]):
+    argv = argv[:1] + [f'--config={_DEFAULT_CONFIG}'] + argv[1:]
+  try:
+    remaining = flag_values(argv)
+    getattr(flag_values['config'].value, 'name', None)  # a config file that failed to load
+    return remaining                                    # raises when first used
+  except (flags.Error, AttributeError, KeyError, OSError, TypeError, ValueError) as e:
+    sys.exit(f'error: {flag_error(e, argv)}')
+
+
+def flag_error(e: Exception, argv: list[str]) -> str:
+  """One line for an error raised while parsing `argv`, naming the flag."""
+  text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+  text = text.replace("\\'", "'").replace('\\n', '\n')  # a KeyError's repr inside
+  unknown = re.search(r"'([\w-]+)'(?:\s+Did you mean \"(\w+)\")?", text)
+  if isinstance(e, (AttributeError, KeyError)) and unknown:
+    name, close = unknown.groups()
+    path = next((a.split('=', 1)[0] for a in argv if a.startswith('--config.')
+                 and name in a.split('=', 1)[0].split('.')), f'--config.{name}')
+    return f'{path}: no such config field' + (f'; did you mean {close}?' if close else '.')
+  # Multi-line messages (a config file that fails to load or raises): first and last line.
+  lines = [line.strip() for line in text.splitlines() if line.strip()] or [repr(e)]
+  text = lines[0] if len(lines) == 1 else f'{lines[0].rstrip(":")}: {lines[-1]}'
+  text = re.sub(r": \('([^']*)', (.*)\)$", r': \1: \2', text)  # absl's tuple messages
+  if text.startswith('flag --'):
+    return text[len('flag '):]
+  if isinstance(e, OSError) and not isinstance(e, flags.Error):
+    config = next((a for a in argv if re.match(r'--?config=', a)), '--config')
+    return f'{config}: cannot load it: {lines[-1]}'
+  return text
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -74,7 +74,8 @@ def data_parallel(per_device: Callable, mesh: Mesh, in_specs: tuple, out_specs: 
 def per_member(value: Any, population: int, name: str) -> np.ndarray:
   """A scalar or a list of `population` numbers -> float32 array (population,)."""
   try:
-    values = np.atleast_1d(np.asarray(value, np.float32))
+    with np.errstate(over='ignore'):  # beyond float32: inf, which the callers reject
+      values = np.atleast_1d(np.asarray(value, np.float32))
   except (TypeError, ValueError):
     raise ValueError(f'{name}={value!r}: give a number, or one per population member '
                      f'({population}).') from None

@@ -10,7 +10,8 @@ over the batch, so it works with Flax Linen/NNX, Equinox or a plain function::
 Gradient norms use a safe square root (zero gradient where the norm is zero),
 so a penalty never produces NaN gradients. Every penalty returns the mean over
 examples by default; ``reduction='sum'`` and ``'none'`` as in `ganjax.losses`.
-Imports only jax.
+Options are checked against the ranges their docstrings state (a traced
+option cannot be checked and is used as given). Imports only jax.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from ganjax.arrays import as_float
+from ganjax.arrays import as_float, check_range
 from ganjax.losses import reduce_loss
 from ganjax.registry import Registry
 
@@ -101,8 +102,11 @@ def wgan_gp(critic: Critic, real: Array, fake: Array, key: jax.Array, *,
   ``E (‖∇D(x̂)‖ - target)²`` at ``x̂ = εx + (1-ε)G(z)``, ``ε ~ U[0,1]`` per
   example (`key`: one key, or one key per example). ``one_sided=True`` penalises only norms above `target`
   (``E relu(‖∇D(x̂)‖ - target)²``, Petzka et al. 2018). Multiply by λ (10 in
-  the paper) in the discriminator loss.
+  the paper) in the discriminator loss. `target` must be finite and >= 0: a
+  norm is never negative, and 0 is the zero-centred penalty of Thanh-Tung et
+  al. 2019.
   """
+  check_range('target', target, 0.0)
   real, fake = as_float(real, 'real'), as_float(fake, 'fake')
   _check_same_shape(real, fake)
   eps = _per_example_uniform(key, real)
@@ -137,7 +141,14 @@ def dragan(critic: Critic, real: Array, key: jax.Array, *, scale: float = 0.5,
   ``x̃ = x + α(x_p - x)`` with ``α ~ U[0,1]`` per example, as in the authors'
   reference implementation. Multiply by λ (10 in the paper). Pass `std` to
   use a precomputed data std (for example, over all devices' batches).
+  `scale` must be finite and > 0 (at 0 the points are the data themselves:
+  no perturbation), `target` finite and >= 0 (as in `wgan_gp`), a given
+  `std` finite and >= 0.
   """
+  check_range('scale', scale, 0.0, low_open=True)
+  check_range('target', target, 0.0)
+  if std is not None:
+    check_range('std', std, 0.0)
   real = as_float(real, 'real')
   if _is_key_batch(key):
     keys = jax.vmap(jax.random.split)(key)
@@ -157,10 +168,9 @@ def clip_weights(params: Any, c: float) -> Any:
 
   Apply to the critic's parameters after each critic update (c = 0.01 in the
   paper). `c` may be traced (a per-member weight inside a step); a concrete
-  one must be positive.
+  one must be finite and positive.
   """
-  if isinstance(c, (int, float)) and not c > 0:
-    raise ValueError(f'clip value c must be positive, got {c}.')
+  check_range('c', c, 0.0, low_open=True)
   return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)
 
 

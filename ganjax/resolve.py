@@ -3,25 +3,35 @@
 Fields a config leaves as ``None`` take the registered loss's defaults
 (`ganjax.losses.Loss`: penalty, weight, n_dis, Adam betas). Every bad value
 raises a one-line ``ValueError`` naming the field and the valid choices here,
-before anything is compiled; `train.build` then only reads the result.
+before anything is compiled; `train.build` then only reads the result. The
+loss's options are checked by calling its two functions once on tiny logits,
+and the model's by building its modules (`make`), so each part states and
+checks its own ranges (`tests/test_workdir.py` draws a bad value for every
+field of `configs/default.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from ml_collections import config_dict
 
-from ganjax import data, losses, models, optimizers, parallel, penalties
+from ganjax import data, evaluator, losses, models, optimizers, parallel, penalties
+from ganjax.arrays import check_range, positive_int
 from ganjax.step import StepConfig
 
 _POSITIVE = ('batch_size', 'steps', 'population', 'log_every', 'eval_every', 'eval_samples',
              'checkpoint_every', 'keep_checkpoints', 'steps_per_call')
 _MULTIPLES_OF_CALL = ('steps', 'log_every', 'eval_every', 'checkpoint_every')
 _OPTIMIZERS = ('g_optimizer', 'd_optimizer')
+_POSITIVE_REPORTING = ('feature_steps', 'kid_subsets', 'kid_subset_size')
+_SWITCHES = ('skip_nonfinite', 'allow_config_change')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +58,10 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
   penalty = penalties.get(config.penalty)
   model = models.get(config.model)
   model_options = model.check_options(config.model_options.to_dict())
-  data.get(config.dataset)
+  _check_model_options(model, model_options, data.get(config.dataset))
   for field in _POSITIVE + ('n_dis',):
     _positive_int(field, config[field])
+  _check_scalars(config)
   k = config.steps_per_call
   bad = [f'{name}={config[name]}' for name in _MULTIPLES_OF_CALL if config[name] % k]
   if bad:
@@ -59,19 +70,30 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
   population = config.population
   rates = {}
   for side in _OPTIMIZERS:
-    optimizers.get(config[side].name)
+    try:
+      optimizers.get(config[side].name)
+    except ValueError as e:
+      raise ValueError(f'{side}.name: {e}') from None
+    for beta in ('b1', 'b2'):  # Adam's betas; SGD's momentum (b1), RMSProp's decay (b2)
+      if config[side][beta] is not None:
+        check_range(f'{side}.{beta}', config[side][beta], 0.0, 1.0, high_open=True)
     rates[side] = parallel.per_member(config[side].learning_rate, population,
                                       f'{side}.learning_rate')
-    if not np.all(rates[side] > 0):
+    if not np.all(np.isfinite(rates[side]) & (rates[side] > 0)):
       raise ValueError(f'{side}.learning_rate={config[side].learning_rate!r}; it must be '
-                       'positive.')
+                       'positive and finite.')
   weights = parallel.per_member(config.penalty_weight, population, 'penalty_weight')
-  if np.any(weights < 0) or (penalty.weight_must_be_positive and not np.all(weights > 0)):
-    raise ValueError(f'penalty_weight={config.penalty_weight!r}; it must be >= 0 '
-                     f'(for {penalty.name}, which projects the parameters: positive).')
-  if not 0.0 <= config.ema_decay < 1.0:
+  given = np.asarray(config.penalty_weight, np.float64)  # before float32 rounds -1e-50 to -0
+  if (not np.all(np.isfinite(weights)) or np.any(weights < 0) or np.any(given < 0)
+      or (penalty.weight_must_be_positive and not np.all(weights > 0))):
+    raise ValueError(f'penalty_weight={config.penalty_weight!r}; it must be finite and ' + (
+        f'positive (for {penalty.name}, which projects the parameters: positive).'
+        if penalty.weight_must_be_positive else '>= 0.'))
+  if (isinstance(config.ema_decay, bool) or not isinstance(config.ema_decay, (int, float))
+      or not 0.0 <= config.ema_decay < 1.0):
     raise ValueError(f'ema_decay={config.ema_decay}; it must be in [0, 1).')
   d_opts, g_opts = loss.split_options(_set_options(config.loss_options))
+  _check_loss_options(loss, d_opts, g_opts)
   step = StepConfig(
       loss=loss, d_loss_options=tuple(sorted(d_opts.items())),
       g_loss_options=tuple(sorted(g_opts.items())), penalty=penalty,
@@ -100,6 +122,93 @@ def _fill_loss_defaults(config: config_dict.ConfigDict, loss: losses.Loss) -> No
 def _positive_int(field: str, value: Any) -> None:
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
     raise ValueError(f'{field}={value!r}; it must be a positive integer.')
+
+
+def _check_scalars(config: config_dict.ConfigDict) -> None:
+  """The fields no other check reads: the name, paths, seeds, reporting sizes, switches."""
+  if not isinstance(config.name, str) or not config.name:
+    raise ValueError(f'name={config.name!r}; valid: a non-empty string (the default workdir '
+                     'is runs/<name>).')
+  if not isinstance(config.data_dir, str):
+    raise ValueError(f'data_dir={config.data_dir!r}; valid: a directory path, or "" for '
+                     '$TFDS_DATA_DIR or ~/tensorflow_datasets.')
+  for field in _POSITIVE_REPORTING:
+    _positive_int(field, config[field])
+  for field in ('seed', 'data_seed'):
+    positive_int(field, config[field], minimum=0)
+    last = config[field] + (config.population - 1 if field == 'seed' else 0)
+    if last >= 2**31:  # member seeds are int32
+      raise ValueError(f'{field}={config[field]}; valid: an integer in [0, 2**31)'
+                       + (' for every member (seed + population - 1)' if field == 'seed' else '')
+                       + '.')
+  for field in _SWITCHES:
+    if not isinstance(config.get(field, False), bool):
+      raise ValueError(f'{field}={config[field]!r}; valid: True or False.')
+  if config.image_metrics is not None and not isinstance(config.image_metrics, bool):
+    raise ValueError(f'image_metrics={config.image_metrics!r}; valid: True, False or None (on '
+                     'for labelled image datasets).')
+  evaluator.check_config(config)  # features, final_eval_samples, inception_weights
+
+
+def _check_model_options(model: models.Model, options: dict[str, Any], source: Any) -> None:
+  """Checks the model's options by the types of their defaults, or of their annotations for
+  options defaulting to None (an integer option is a size: >= 1; a sequence of integers:
+  widths, >= 1; a float: finite; a bool: a switch), then lets the family check them
+  itself by building its modules (cheap: no parameters, nothing traced) where the dataset's
+  example shape is known without reading the data (else `train.build` does, also before
+  compiling)."""
+  defaults, params = model.option_defaults(), inspect.signature(model.make).parameters
+  for name, value in options.items():
+    field = f'model_options.{name}'
+    kind = _option_kind(defaults.get(name), getattr(params.get(name), 'annotation', None))
+    if kind == 'bool' and not isinstance(value, bool):
+      raise ValueError(f'{field}={value!r}; valid: True or False.')
+    if kind == 'int':
+      _positive_int(field, value)
+    if kind == 'float':
+      check_range(field, value)
+    if kind == 'str' and not isinstance(value, str):
+      raise ValueError(f'{field}={value!r}; valid: a name (a string).')
+    if kind == 'ints' and (not isinstance(value, (tuple, list)) or not value or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+      raise ValueError(f'{field}={value!r}; valid: a non-empty sequence of positive integers.')
+  shape = getattr(source, 'example_shape', None)  # a mixture's; images: known once opened
+  if isinstance(shape, tuple):
+    model.build(shape, options)
+
+
+def _option_kind(default: Any, annotation: Any) -> str:
+  """'bool', 'int', 'float', 'str' or 'ints' (a sequence of ints) from an option's default,
+  or from its type annotation when the default is None; '' when neither tells."""
+  if default is not None:
+    for kind, types in (('bool', bool), ('int', int), ('float', float), ('str', str)):
+      if isinstance(default, types):
+        return kind
+    ints = isinstance(default, (tuple, list)) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in default)
+    return 'ints' if ints else ''
+  text = annotation if isinstance(annotation, str) else getattr(annotation, '__name__', '')
+  for kind, pattern in (('ints', r'(Sequence|tuple|list)\[int'), ('bool', r'\bbool\b'),
+                        ('float', r'\bfloat\b'), ('int', r'\bint\b'), ('str', r'\bstr\b')):
+    if re.search(pattern, text):
+      return kind
+  return ''
+
+
+def _check_loss_options(loss: losses.Loss, d_opts: dict, g_opts: dict) -> None:
+  """Calls the loss's two functions once, eagerly, on two zero logits with the options, so
+  that they check their ranges; each option alone first, so that an error names its field."""
+  logits = jnp.zeros((2,), jnp.float32)
+  for fn, opts in ((loss.discriminator, d_opts), (loss.generator, g_opts)):
+    for name, value in list(opts.items()) + [(None, None)]:
+      try:
+        fn(logits, logits, **(opts if name is None else {name: value}))
+      except (TypeError, ValueError) as e:
+        if name is None:
+          raise ValueError(f'loss_options {opts} for loss {loss.name}: {e}') from None
+        message = str(e)
+        raise ValueError(f'loss_options.{message}' if message.startswith(f'{name}=') else
+                         f'loss_options.{name}={value!r}: {message}') from None
 
 
 def _set_options(options: config_dict.ConfigDict) -> dict:

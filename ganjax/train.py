@@ -28,6 +28,7 @@ from absl import logging
 from ml_collections import config_dict
 
 from ganjax import checkpoint, data, models, parallel, step as step_lib, summary as summary_lib
+from ganjax import workdir as workdir_lib
 from ganjax.evaluator import Evaluator
 from ganjax.resolve import Resolved, resolve_config
 from ganjax.writer import MetricWriter
@@ -53,10 +54,18 @@ def build(run: Resolved, example_shape: tuple[int, ...], mesh) -> Experiment:
 
 
 def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
-  """Trains (resuming from `workdir` if it holds a checkpoint); returns eval.json's content."""
+  """Trains (resuming from `workdir` if it holds a checkpoint); returns eval.json's content.
+
+  Holds the workdir's lock (`ganjax.workdir`) throughout: another run on it fails at once.
+  """
   run = resolve_config(config)
-  config = run.config
   check_workdir(workdir)
+  with workdir_lib.lock(workdir, enabled=jax.process_index() == 0):
+    return _train(run, workdir)
+
+
+def _train(run: Resolved, workdir: str) -> dict:
+  config = run.config
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh)
   is_chief = jax.process_index() == 0
@@ -66,7 +75,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   exp = build(run, dataset.example_shape, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.checkpoint_every, config.keep_checkpoints)
-  state, start = _restore_or_initial(ckpt, exp.state, config.steps_per_call)
+  state, start, changes = _restore_or_initial(ckpt, exp.state, config)
 
   k, population = config.steps_per_call, config.population
   sampler = step_lib.make_sampler(exp.pair)
@@ -95,7 +104,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
                             write_samples=is_chief)
         _log_eval(writer, done, results, population)
       if saving:
-        meta = {'step': done, 'data_position': done, 'config': config.to_json()}
+        meta = {'step': done, 'data_position': done, 'config': config.to_json(),
+                'config_changes': changes}
         ckpt.save(done, state, meta, force=last or preempted)
       if preempted:
         logging.info('Preemption requested: saved step %d in %s; rerun to resume.', done,
@@ -106,8 +116,10 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
     batches.close()  # stops the prefetch thread
     try:
       ckpt.close()  # waits for the queued saves; raises a failed save's error
-    except Exception:  # pylint: disable=broad-except
-      if finished:
+    except Exception as e:  # pylint: disable=broad-except
+      # On a full disk the checkpoint's error replaces the loop's: it names the kept step.
+      if finished or (isinstance(e, checkpoint.DiskFullError)
+                      and checkpoint.is_disk_full(e.__context__)):
         raise
       logging.exception('Closing the checkpoints after the error below also failed:')
     finally:
@@ -121,6 +133,8 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
   summary = summary_lib.summarize(
       config, members_host, final_step, parallel.to_host(metrics) if metrics is not None
       else None, results, preempted, time.time() - t_start)
+  if changes:  # resumed with allow_config_change: what changed since the run began
+    summary['config_changes'] = changes
   if is_chief and not preempted:
     summary_lib.write(workdir, summary)
   return summary
@@ -140,20 +154,26 @@ def check_workdir(workdir: str) -> None:
     raise PermissionError(f'workdir {workdir} is not writable: {e.strerror or e}.') from None
 
 
-def _restore_or_initial(ckpt: checkpoint.Checkpointer, initial: Any, steps_per_call: int
-                        ) -> tuple[Any, int]:
-  """The newest checkpoint's state (else `initial`) and its step."""
-  state = initial
+def _restore_or_initial(ckpt: checkpoint.Checkpointer, initial: Any,
+                        config: config_dict.ConfigDict) -> tuple[Any, int, dict]:
+  """The newest checkpoint's state (else `initial`), its step, and the config changes since
+  the run began (`ganjax.workdir.check_resume`: raises for one not allowed)."""
+  state, changes, steps_per_call = initial, {}, config.steps_per_call
   restored = ckpt.restore(checkpoint.abstract(initial))
   if restored is not None:
     state, meta = restored
+    changes = workdir_lib.check_resume(meta, config.to_json(),
+                                       bool(config.get('allow_config_change')), ckpt.directory)
+    if changes:
+      logging.warning('Resuming with a changed config (allow_config_change): %s.',
+                      workdir_lib.describe(changes))
     logging.info('Resumed from %s at step %d.', ckpt.directory, meta['step'])
   start = int(parallel.to_host(state['step']))
   if start % steps_per_call:
     raise ValueError(f'the checkpoint in {ckpt.directory} is at step {start}, which '
                      f'steps_per_call={steps_per_call} does not divide; resume with a '
                      'steps_per_call that does (e.g. 1).')
-  return state, start
+  return state, start, changes
 
 
 class _Preemption:

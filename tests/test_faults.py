@@ -133,9 +133,10 @@ def test_non_finite_step_stops_and_keeps_last_good_checkpoint(tmp_path):
   workdir = str(tmp_path / 'run')
   train.train_and_evaluate(tiny_config(steps=5, checkpoint_every=5), workdir)
   # Resume with an absurd R1 weight: the first resumed step overflows. (The penalty weight is
-  # not part of the state, unlike learning rates, which live in the optimiser states.)
+  # not part of the state, unlike learning rates, which live in the optimiser states; another
+  # penalty is another experiment, so the resume must allow the change.)
   cfg = tiny_config(steps=50, checkpoint_every=1, log_every=50, penalty='r1',
-                    penalty_weight=1e38)
+                    penalty_weight=1e38, allow_config_change=True)
   with pytest.raises(FloatingPointError, match=r'non-finite .*d_grad_norm.* at step 6 '):
     train.train_and_evaluate(cfg, workdir)
   saved = sorted(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())

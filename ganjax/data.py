@@ -44,6 +44,7 @@ class Mixture:
   """A 2D Gaussian mixture generated from the seed: no files (VEEGAN/PacGAN protocol)."""
   centers: np.ndarray  # (K, 2) mode centers
   std: float           # per-mode standard deviation
+  reference: str = ''  # the published row a run is put beside (reference/published-2d-tables.md)
 
   example_shape = (2,)
   has_labels = False
@@ -222,12 +223,14 @@ names = _REGISTRY.names  # names() -> the registered names, in order
 
 def _ring() -> Mixture:  # 8 modes on the unit circle, std 0.01
   angles = 2 * np.pi * np.arange(8) / 8
-  return Mixture(np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32), 0.01)
+  return Mixture(np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32), 0.01,
+                 'PacGAN Table 1, GAN: 6.3/8 modes, 98.2%')
 
 
 def _grid() -> Mixture:  # 25 modes at {-4,-2,0,2,4}^2, std 0.05
   ticks = np.arange(-4, 5, 2, dtype=np.float32)
-  return Mixture(np.stack(np.meshgrid(ticks, ticks), -1).reshape(-1, 2), 0.05)
+  return Mixture(np.stack(np.meshgrid(ticks, ticks), -1).reshape(-1, 2), 0.05,
+                 'PacGAN Table 1, GAN: 17.3/25 modes, 94.8%')
 
 
 def _prepare_digits(data_dir: str) -> None:

@@ -328,8 +328,8 @@ class Evaluator:
           logging.info('Member %d%s: %s = %.4f (%s features).', i, prefix and ' (EMA)', name,
                        scores[name], self.space.name)
         entry.update({prefix + k: v for k, v in scores.items()})
-        if write_samples and not prefix:
-          self._save_samples(samples, step, i, workdir)
+        if write_samples:
+          self._save_samples(samples, step, i, workdir, prefix)
       results.append(entry)
     return results
 
@@ -360,11 +360,14 @@ class Evaluator:
     ref = self.final_reference
     return float(metrics_lib.frechet_distance_from_stats(ref.mean, ref.cov, mean, cov))
 
-  def _save_samples(self, samples, step, member, workdir):
-    suffix = f'_member{member}' if self.config.population > 1 else ''
+  def _save_samples(self, samples, step, member, workdir, prefix=''):
+    """``samples/step_<step>[_member<i>][_ema].png``."""
+    suffix = (f'_member{member}' if self.config.population > 1 else '') + (
+        '_ema' if prefix else '')
     path = os.path.join(workdir, 'samples', f'step_{step}{suffix}.png')
     if self.dataset.mixture is not None:
       plots.save_scatter(path, samples, self.dataset.mixture.centers,
-                         f'{self.config.loss} step {step}')
+                         f'{self.config.loss} step {step}' + (' (EMA generator)' if prefix
+                                                              else ''))
     else:
       plots.save_image_grid(path, samples)

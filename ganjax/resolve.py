@@ -27,7 +27,8 @@ from ganjax.arrays import check_range, positive_int
 from ganjax.step import StepConfig
 
 _POSITIVE = ('batch_size', 'steps', 'population', 'log_every', 'eval_every', 'eval_samples',
-             'checkpoint_every', 'keep_checkpoints', 'steps_per_call')
+             'checkpoint_every', 'keep_checkpoints', 'steps_per_call', 'pack')
+_NON_NEGATIVE = ('unroll_steps', 'train_size')
 _MULTIPLES_OF_CALL = ('steps', 'log_every', 'eval_every', 'checkpoint_every')
 _OPTIMIZERS = ('g_optimizer', 'd_optimizer')
 _POSITIVE_REPORTING = ('feature_steps', 'kid_subsets', 'kid_subset_size')
@@ -62,6 +63,12 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
   for field in _POSITIVE + ('n_dis',):
     _positive_int(field, config[field])
   _check_scalars(config)
+  for field in _NON_NEGATIVE:
+    _positive_int(field, config[field], minimum=0)
+  if config.batch_size % config.pack:
+    raise ValueError(f'pack={config.pack} must divide batch_size={config.batch_size} (packs '
+                     'form within each device\'s share of the batch).')
+  models.compute_dtype(config.dtype)
   k = config.steps_per_call
   bad = [f'{name}={config[name]}' for name in _MULTIPLES_OF_CALL if config[name] % k]
   if bad:
@@ -101,7 +108,8 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
       g_optimizer=_optimizer_spec(config.g_optimizer),
       d_optimizer=_optimizer_spec(config.d_optimizer),
       skip_nonfinite=bool(config.skip_nonfinite),
-      population_chunk=population_chunk(config))
+      population_chunk=population_chunk(config), pack=config.pack,
+      unroll_steps=config.unroll_steps, update_order=config.update_order)
   return Resolved(config=config, loss=loss, penalty=penalty, model=model,
                   model_options=model_options, step=step,
                   seeds=config.seed + np.arange(population),
@@ -119,9 +127,10 @@ def _fill_loss_defaults(config: config_dict.ConfigDict, loss: losses.Loss) -> No
         config[side][field] = value
 
 
-def _positive_int(field: str, value: Any) -> None:
-  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise ValueError(f'{field}={value!r}; it must be a positive integer.')
+def _positive_int(field: str, value: Any, minimum: int = 1) -> None:
+  if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    kind = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
+    raise ValueError(f'{field}={value!r}; it must be {kind}.')
 
 
 def _check_scalars(config: config_dict.ConfigDict) -> None:

@@ -46,7 +46,7 @@ class Experiment:
 
 def build(run: Resolved, example_shape: tuple[int, ...], mesh) -> Experiment:
   """Models, initial (replicated) state and the compiled step of a resolved config."""
-  pair = run.model.make(tuple(example_shape), **run.model_options)
+  pair = run.model.make(tuple(example_shape), run.config.dtype, **run.model_options)
   state = parallel.replicate(step_lib.init_members(
       pair, run.step, example_shape, run.seeds, run.g_learning_rate, run.d_learning_rate), mesh)
   step_fn = step_lib.make_step(pair, run.step, mesh, run.config.steps_per_call)
@@ -67,10 +67,11 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
 def _train(run: Resolved, workdir: str) -> dict:
   config = run.config
   mesh = parallel.make_mesh()
-  parallel.check_batch(config.batch_size, mesh)
+  parallel.check_batch(config.batch_size, mesh, config.pack)
   is_chief = jax.process_index() == 0
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
-                         jax.process_index(), jax.process_count(), config.data_dir or None)
+                         jax.process_index(), jax.process_count(), config.data_dir or None,
+                         config.train_size)
   evaluator = Evaluator(config, dataset)
   exp = build(run, dataset.example_shape, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),

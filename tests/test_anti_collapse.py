@@ -1,0 +1,210 @@
+"""Packing, unrolling, the update order and the recipe options of the 2D papers.
+
+PacGAN (Lin et al. 2018) packs m samples per discriminator input; Unrolled GAN
+(Metz et al. 2017) differentiates the generator's loss through k look-ahead
+discriminator updates. Both work with every loss and penalty.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_state, tiny_config
+from ganjax import data, models, parallel, resolve, step as step_lib, train
+
+
+# ------------------------------------------------------------------ packing --
+
+def test_pack_concatenates_consecutive_examples_on_the_last_axis():
+  x = jnp.arange(12.0).reshape(6, 2)
+  np.testing.assert_array_equal(step_lib.pack(x, 3), [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+  assert step_lib.pack(x, 1) is x  # pack 1 is the unchanged step
+  images = jnp.arange(4 * 2 * 2 * 3.0).reshape(4, 2, 2, 3)
+  packed = step_lib.pack(images, 2)
+  assert packed.shape == (2, 2, 2, 6) == (2,) + step_lib.packed_shape((2, 2, 3), 2)
+  np.testing.assert_array_equal(packed[1, ..., :3], images[2])  # channels stacked in order
+  np.testing.assert_array_equal(packed[1, ..., 3:], images[3])
+  with pytest.raises(ValueError, match='do not form packs of 4'):
+    step_lib.pack(x, 4)
+
+
+def test_pack_one_is_the_default_step_and_packing_changes_training(tmp_path):
+  base = train.train_and_evaluate(tiny_config(), str(tmp_path / 'base'))
+  one = train.train_and_evaluate(tiny_config(pack=1), str(tmp_path / 'one'))
+  assert one['state_digest'] == base['state_digest']
+  four = train.train_and_evaluate(tiny_config(pack=4, loss='wgan', n_dis=1),
+                                  str(tmp_path / 'four'))
+  d_kernel = load_state(str(tmp_path / 'four'))['members']['d_params']['Dense_0']['kernel']
+  assert d_kernel.shape == (1, 8, 32)  # (member, 4 packed 2D points, width)
+  assert np.isfinite(four['penalty']) and four['penalty'] > 0  # interpolates are packs
+
+
+def test_pack_must_divide_each_device_share(workdir):
+  with pytest.raises(ValueError, match='pack=3 must divide batch_size=64'):
+    resolve.resolve_config(tiny_config(pack=3))
+
+
+# ---------------------------------------------------------------- unrolling --
+
+def _tiny_parts(unroll_steps, loss='classic'):
+  cfg = tiny_config(loss=loss, unroll_steps=unroll_steps, batch_size=8,
+                    **{'model_options.hidden': (6,), 'model_options.z_dim': 2,
+                       'model_options.g_activation': 'tanh', 'model_options.d_activation': 'tanh',
+                       'd_optimizer.name': 'sgd', 'd_optimizer.learning_rate': 0.5})
+  run = resolve.resolve_config(cfg)
+  pair = run.model.make((2,), 'float32', **run.model_options)
+  state = step_lib.init_members(pair, run.step, (2,), run.seeds, run.g_learning_rate,
+                                run.d_learning_rate)
+  m = jax.tree_util.tree_map(lambda x: x[0], state['members'])
+  return step_lib.make_per_device_step(pair, run.step), m
+
+
+def _g_loss(parts, m, g_params, z, real):
+  """G's objective inside a one-device `data` axis (what shard_map binds in the step)."""
+  d = (m['d_params'], m['d_opt'], m['d_stats'])
+  objective = lambda _: parts.g_objective(g_params, m['g_stats'], d, z, real,
+                                          jax.random.PRNGKey(1), 0.0)[0]
+  return jax.vmap(objective, axis_name=parallel.AXIS)(jnp.zeros(1))[0]
+
+
+def test_unrolled_generator_gradient_matches_finite_differences():
+  parts, m = _tiny_parts(unroll_steps=3)
+  rng = np.random.default_rng(0)
+  z = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+  real = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+  g = m['g_params']
+  loss = jax.jit(lambda p: _g_loss(parts, m, p, z, real))
+  grad = jax.jit(jax.grad(loss))(g)
+  direction = jax.tree_util.tree_map(
+      lambda x: jnp.asarray(rng.normal(size=x.shape), x.dtype), g)
+  dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(grad),
+                                           jax.tree_util.tree_leaves(direction)))
+  eps = 1e-2
+  shifted = lambda s: jax.tree_util.tree_map(lambda x, v: x + s * eps * v, g, direction)
+  fd = (loss(shifted(1.0)) - loss(shifted(-1.0))) / (2 * eps)
+  np.testing.assert_allclose(float(dot), float(fd), rtol=2e-2, atol=1e-4)
+  # The look-ahead matters: without unrolling the directional derivative differs.
+  plain_parts, _ = _tiny_parts(unroll_steps=0)
+  plain = jax.jit(jax.grad(lambda p: _g_loss(plain_parts, m, p, z, real)))(g)
+  plain_dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(plain),
+                                                 jax.tree_util.tree_leaves(direction)))
+  assert abs(float(plain_dot) - float(dot)) > 10 * (2e-2 * abs(float(dot)) + 1e-4)
+
+
+def test_unrolling_trains_and_leaves_the_discriminator_update_alone(tmp_path):
+  plain = train.train_and_evaluate(tiny_config(steps=10, checkpoint_every=10, log_every=10,
+                                               eval_every=10), str(tmp_path / 'plain'))
+  unrolled = train.train_and_evaluate(tiny_config(steps=10, checkpoint_every=10, log_every=10,
+                                                  eval_every=10, unroll_steps=2),
+                                      str(tmp_path / 'unrolled'))
+  assert plain['state_digest'] != unrolled['state_digest']
+  assert np.isfinite(unrolled['g_loss'])
+
+
+# ------------------------------------------------------------- update order --
+
+def _first_generator_updates(order):
+  """G's parameters after one step of two members that differ only in D's learning rate."""
+  run = resolve.resolve_config(tiny_config(update_order=order))
+  pair = run.model.make((2,), 'float32', **run.model_options)
+  state = step_lib.init_members(pair, run.step, (2,), np.array([0, 0]), np.array([1e-4, 1e-4]),
+                                np.array([1e-4, 1e-1]))
+  batch = jnp.asarray(data.Dataset('ring', 64).batch(0))
+  one_step = step_lib.make_per_device_step(pair, run.step)
+  new, _ = jax.jit(jax.vmap(lambda _: one_step(state, batch, jnp.zeros(2)),
+                            axis_name=parallel.AXIS))(jnp.zeros(1))
+  g = new['members']['g_params']
+  return [jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda x: x[0, i], g)) for i in (0, 1)]
+
+
+def test_simultaneous_update_uses_the_discriminator_before_its_update():
+  # Simultaneous: G's first update cannot depend on D's learning rate; alternating: it does.
+  a, b = _first_generator_updates('simultaneous')
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  a, b = _first_generator_updates('alternating')
+  assert any(not np.array_equal(x, y) for x, y in zip(a, b))
+  with pytest.raises(ValueError, match='needs n_dis=1 and unroll_steps=0'):
+    resolve.resolve_config(tiny_config(update_order='simultaneous', n_dis=2))
+  with pytest.raises(ValueError, match="update_order='both'; valid: alternating, simultaneous"):
+    resolve.resolve_config(tiny_config(update_order='both'))
+
+
+# -------------------------------------------------------- the recipes' parts --
+
+def test_maxout_discriminator_takes_the_max_over_pieces():
+  pair = models.get('mlp').build((2,), {'hidden': (3,), 'maxout': 5})
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2)), jnp.float32)
+  params = pair.discriminator.init(jax.random.PRNGKey(0), x)['params']
+  assert params['Dense_0']['kernel'].shape == (2, 15)
+  pre = x @ params['Dense_0']['kernel'] + params['Dense_0']['bias']
+  hidden = pre.reshape(4, 3, 5).max(axis=-1)
+  expected = hidden @ params['Dense_1']['kernel'] + params['Dense_1']['bias']
+  np.testing.assert_allclose(pair.discriminator.apply({'params': params}, x), expected,
+                             rtol=1e-6)
+
+
+@pytest.mark.parametrize('shape', [(2, 128), (128, 128), (128, 2)])
+def test_orthogonal_init_with_gain(shape):
+  pair = models.get('mlp').build((shape[0],), {'hidden': (shape[1],), 'init': 'orthogonal',
+                                               'init_scale': 1.4})
+  kernel = pair.discriminator.init(jax.random.PRNGKey(0), jnp.zeros((1, shape[0])))[
+      'params']['Dense_0']['kernel']
+  small = min(shape)
+  gram = kernel.T @ kernel if shape[0] >= shape[1] else kernel @ kernel.T
+  np.testing.assert_allclose(gram, 1.4 ** 2 * np.eye(small), atol=1e-5)
+  normal = models.get('mlp').build((2,), {'hidden': (4000,), 'init': 'normal'})
+  w = normal.generator.init(jax.random.PRNGKey(0), jnp.zeros((1, 16)))['params']['Dense_0']
+  assert abs(float(jnp.std(w['kernel'])) - 0.02) < 1e-3 and not np.any(w['bias'])
+
+
+def test_mlp_option_errors_name_the_option():
+  with pytest.raises(ValueError, match=r"model_options.g_activation='gelu'; valid: relu"):
+    models.get('mlp').build((2,), {'g_activation': 'gelu'})
+  with pytest.raises(ValueError, match='model_options.maxout=0'):
+    models.get('mlp').build((2,), {'maxout': 0})
+  with pytest.raises(ValueError, match="model_options.init='xavier'; valid: lecun, normal"):
+    models.get('mlp').build((2,), {'init': 'xavier'})
+
+
+def test_finite_training_set_is_visited_once_per_epoch_and_resumes_exactly():
+  ds = data.Dataset('ring', 10, n_dis=2, seed=4, train_size=100)
+  epoch = np.concatenate([ds.batch(s).reshape(-1, 2) for s in range(5)])
+  rows = {r.tobytes() for r in epoch}
+  assert len(rows) == 100 and rows == {r.tobytes() for r in ds.source.points}
+  np.testing.assert_array_equal(ds.batch(7), data.Dataset('ring', 10, n_dis=2, seed=4,
+                                                          train_size=100).batch(7))
+  assert not np.array_equal(ds.batch(0), ds.batch(5))  # a new order in the next epoch
+  with pytest.raises(ValueError, match='train_size=100 applies to 2D mixtures'):
+    data.Dataset('digits', 10, train_size=100, data_dir='/nonexistent')
+
+
+# ----------------------------------------------------------------- bfloat16 --
+
+@pytest.mark.parametrize('penalty', ['none', 'wgan_gp'])
+def test_bfloat16_losses_and_gradients_match_float32(penalty):
+  """One D objective and its gradient in both compute dtypes, from the same float32 params:
+  bf16 keeps 8 bits of mantissa, so they agree to a few percent, and the penalty's double
+  backward stays finite."""
+  cfg = tiny_config(loss='wgan', penalty=penalty, penalty_weight=10.0, batch_size=64,
+                    **{'model_options.hidden': (64, 64)})
+  run = resolve.resolve_config(cfg)
+  rng = np.random.default_rng(0)
+  real = jnp.asarray(rng.normal(size=(64, 2)), jnp.float32)
+  fake = jnp.asarray(rng.normal(size=(64, 2)) * 0.5, jnp.float32)
+  out = {}
+  for dtype in ('float32', 'bfloat16'):
+    pair = run.model.make((2,), dtype, **run.model_options)
+    state = step_lib.init_members(pair, run.step, (2,), run.seeds, run.g_learning_rate,
+                                  run.d_learning_rate)
+    m = jax.tree_util.tree_map(lambda x: x[0], state['members'])
+    parts = step_lib.make_per_device_step(pair, run.step)
+    fn = lambda p: parts.d_step(p, m['d_opt'], m['d_stats'], real, fake, jax.random.PRNGKey(2),
+                                10.0)[3]
+    aux = jax.jit(jax.vmap(lambda _: fn(m['d_params']), axis_name=parallel.AXIS))(jnp.zeros(1))
+    out[dtype] = {k: float(v[0]) for k, v in aux.items()}
+    assert all(np.isfinite(v) for v in out[dtype].values()), out[dtype]
+  for k in out['float32']:
+    np.testing.assert_allclose(out['bfloat16'][k], out['float32'][k], rtol=5e-2, atol=2e-2,
+                               err_msg=k)

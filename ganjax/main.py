@@ -68,6 +68,26 @@ class _LogFile(std_logging.FileHandler):
       super().handleError(record)
 
 
+def _request_deterministic_gpu_ops() -> None:
+  """Asks XLA:GPU for run-to-run deterministic kernels; must run before JAX starts a backend.
+
+  On GPUs, reductions and scatters (atomics) and autotuned GEMM/convolution choices can
+  differ between runs, so a resumed run would not be bitwise equal to an uninterrupted one.
+  `--xla_gpu_deterministic_ops=true` is XLA's switch for this: its help text in jaxlib 0.10.2
+  reads "Guarantees run-to-run determinism on GPU"; it implies
+  `--xla_gpu_exclude_nondeterministic_ops` and also turns autotuning off (openxla/xla#12520),
+  so GPU steps may be slower. It is the setting recommended in jax-ml/jax discussion #10674;
+  JAX 0.10.2 has no config option for it (none of `jax.config`'s options is about
+  determinism). XLA parses XLA_FLAGS once, when the first backend starts, and importing
+  ganjax, a config file or flags starts none. The CPU accepts and ignores the flag (jaxlib
+  aborts on an unknown XLA flag; this one runs). A setting the user made, e.g.
+  `XLA_FLAGS=--xla_gpu_deterministic_ops=false` for speed, is kept.
+  """
+  current = os.environ.get('XLA_FLAGS', '')
+  if 'xla_gpu_deterministic_ops' not in current:
+    os.environ['XLA_FLAGS'] = f'{current} --xla_gpu_deterministic_ops=true'.strip()
+
+
 def _initialize_distributed() -> None:
   import jax  # pylint: disable=g-import-not-at-top
   if _COORDINATOR.value:
@@ -191,4 +211,5 @@ def _mode_line(summary: dict) -> str:
 
 
 if __name__ == '__main__':
+  _request_deterministic_gpu_ops()
   app.run(main, flags_parser=_parse_flags)

@@ -2,7 +2,15 @@
 
 import os
 
-import jax
+# Determinism the README promises (bitwise resume, the feature extractor) must hold on GPUs
+# too: ask XLA:GPU for deterministic kernels before JAX starts a backend, as `ganjax.main`
+# does (see its `_request_deterministic_gpu_ops`). Subprocesses inherit it; the CPU accepts
+# and ignores the flag. A setting already in XLA_FLAGS is kept.
+if 'xla_gpu_deterministic_ops' not in os.environ.get('XLA_FLAGS', ''):
+  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
+                             + ' --xla_gpu_deterministic_ops=true').strip()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import pytest
 
@@ -38,6 +46,17 @@ def load_state(workdir, step=None):
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
       checkpointer.metadata(path).item_metadata.tree)
   return jax.tree_util.tree_map(np.asarray, checkpointer.restore(path, target))
+
+
+def on_one_cpu_device() -> bool:
+  """Whether this process runs JAX on exactly one CPU device.
+
+  Equivalence tests compare against fake CPU devices in a `JAX_PLATFORMS=cpu` subprocess;
+  their 1-device reference must run on the CPU too (XLA:GPU rounds differently: TF32
+  matmuls, other exp/log). Such a process can be the reference itself; elsewhere (GPU,
+  TPU) the reference runs in a CPU-pinned subprocess.
+  """
+  return jax.default_backend() == 'cpu' and jax.device_count() == 1
 
 
 @pytest.fixture

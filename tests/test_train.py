@@ -145,15 +145,30 @@ def test_loss_defaults_fill_placeholders_only():
   assert (explicit.penalty, explicit.n_dis) == ('r1', 2)
 
 
+# One seed's outcome is too random to assert on: over seeds 0-23 on the CPU, the classic and
+# least-squares losses found fewer than 4 modes on 10 seeds of 24, and another platform's
+# rounding draws other outcomes (least squares found 2 on an H200). So 5 seeds train as one
+# population (vmapped: about the cost of the one seed's two runs this test made before) and
+# the assertions are on the population, with margins measured on those 24 seeds per loss.
+# One step in, generators put their samples near the origin: 0-2 modes and 39-77 std from
+# the nearest mode per seed. After 1,500 steps the fewest modes on a seed was 1 (once in
+# 120 seed-runs). Drawing 5 of the 24 seeds at random, the 99.9th percentile of the mean
+# distance is 41 std, and the three assertions together fail in about 0.6% of draws (all
+# losses; mostly the classic loss's best seed).
+RING_SEEDS = 5
+
+
 @pytest.mark.parametrize('loss', losses.names())
 def test_every_loss_learns_the_ring(tmp_path, loss):
-  def config(steps):
-    return tiny_config(loss=loss, steps=steps, batch_size=128, log_every=500,
-                       eval_every=steps, checkpoint_every=500, eval_samples=2500,
-                       **{'model_options.hidden': (64, 64, 64), 'model_options.z_dim': 16,
-                          'g_optimizer.learning_rate': 2e-4, 'd_optimizer.learning_rate': 5e-4})
-  start = train.train_and_evaluate(config(1), str(tmp_path / 'run'))
-  end = train.train_and_evaluate(config(1500), str(tmp_path / 'run'))  # resumes from step 1
-  assert start['modes'] <= 2
-  assert end['modes'] >= 4, end
-  assert end['mode_distance'] < 0.75 * start['mode_distance'], (start, end)
+  cfg = tiny_config(loss=loss, steps=1500, batch_size=128, log_every=1500, eval_every=1500,
+                    checkpoint_every=1500, eval_samples=2500, population=RING_SEEDS,
+                    population_chunk=RING_SEEDS,
+                    **{'model_options.hidden': (64, 64, 64), 'model_options.z_dim': 16,
+                       'g_optimizer.learning_rate': 2e-4, 'd_optimizer.learning_rate': 5e-4})
+  members = train.train_and_evaluate(cfg, str(tmp_path / 'run'))['members']
+  modes = [m['modes'] for m in members]
+  distance = np.mean([m['mode_distance'] for m in members])
+  report = (loss, modes, [round(m['mode_distance'], 1) for m in members])
+  assert sum(n >= 2 for n in modes) >= 3, report  # most seeds cover 2 modes or more
+  assert max(modes) >= 3, report                  # some seed covers more than any start did
+  assert distance < 45, report                    # samples moved to the ring (std units)

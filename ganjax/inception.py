@@ -105,6 +105,14 @@ def _max_pool(x, stride=2, pad=0):
   return nn.max_pool(x, (3, 3), strides=(stride, stride), padding=((pad, pad), (pad, pad)))
 
 
+def _chain(x, prefix: str, layers):
+  """`BasicConv2d` layers in sequence, named ``<prefix>1``, ``<prefix>2``, ...; each layer is
+  ``(features, (kernel, pad))``."""
+  for i, (features, (kernel, pad)) in enumerate(layers, 1):
+    x = BasicConv2d(features, kernel, pad=pad, name=f'{prefix}{i}')(x)
+  return x
+
+
 class InceptionA(nn.Module):
   """pytorch-fid's ``FIDInceptionA`` (Mixed_5b/c/d)."""
   pool_features: int
@@ -127,8 +135,7 @@ class InceptionB(nn.Module):
   @nn.compact
   def __call__(self, x):
     b3 = BasicConv2d(384, 3, stride=2, name='branch3x3')(x)
-    bd = BasicConv2d(64, name='branch3x3dbl_1')(x)
-    bd = BasicConv2d(96, 3, pad=1, name='branch3x3dbl_2')(bd)
+    bd = _chain(x, 'branch3x3dbl_', [(64, (1, 0)), (96, (3, 1))])
     bd = BasicConv2d(96, 3, stride=2, name='branch3x3dbl_3')(bd)
     return jnp.concatenate([b3, bd, _max_pool(x)], axis=-1)
 
@@ -139,16 +146,10 @@ class InceptionC(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    c7 = self.channels_7x7
+    c7, row, col = self.channels_7x7, ((1, 7), (0, 3)), ((7, 1), (3, 0))  # (kernel, pad)
     b1 = BasicConv2d(192, name='branch1x1')(x)
-    b7 = BasicConv2d(c7, name='branch7x7_1')(x)
-    b7 = BasicConv2d(c7, (1, 7), pad=(0, 3), name='branch7x7_2')(b7)
-    b7 = BasicConv2d(192, (7, 1), pad=(3, 0), name='branch7x7_3')(b7)
-    bd = BasicConv2d(c7, name='branch7x7dbl_1')(x)
-    bd = BasicConv2d(c7, (7, 1), pad=(3, 0), name='branch7x7dbl_2')(bd)
-    bd = BasicConv2d(c7, (1, 7), pad=(0, 3), name='branch7x7dbl_3')(bd)
-    bd = BasicConv2d(c7, (7, 1), pad=(3, 0), name='branch7x7dbl_4')(bd)
-    bd = BasicConv2d(192, (1, 7), pad=(0, 3), name='branch7x7dbl_5')(bd)
+    b7 = _chain(x, 'branch7x7_', [(c7, (1, 0)), (c7, row), (192, col)])
+    bd = _chain(x, 'branch7x7dbl_', [(c7, (1, 0)), (c7, col), (c7, row), (c7, col), (192, row)])
     bp = BasicConv2d(192, name='branch_pool')(_avg_pool_tf(x))
     return jnp.concatenate([b1, b7, bd, bp], axis=-1)
 
@@ -158,18 +159,17 @@ class InceptionD(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    b3 = BasicConv2d(192, name='branch3x3_1')(x)
+    b3 = _chain(x, 'branch3x3_', [(192, (1, 0))])
     b3 = BasicConv2d(320, 3, stride=2, name='branch3x3_2')(b3)
-    b7 = BasicConv2d(192, name='branch7x7x3_1')(x)
-    b7 = BasicConv2d(192, (1, 7), pad=(0, 3), name='branch7x7x3_2')(b7)
-    b7 = BasicConv2d(192, (7, 1), pad=(3, 0), name='branch7x7x3_3')(b7)
+    b7 = _chain(x, 'branch7x7x3_', [(192, (1, 0)), (192, ((1, 7), (0, 3))),
+                                     (192, ((7, 1), (3, 0)))])
     b7 = BasicConv2d(192, 3, stride=2, name='branch7x7x3_4')(b7)
     return jnp.concatenate([b3, b7, _max_pool(x)], axis=-1)
 
 
 class InceptionE(nn.Module):
   """pytorch-fid's ``FIDInceptionE_1`` (pool 'avg', Mixed_7b) and ``_2`` ('max', Mixed_7c)."""
-  pool: str
+  pool: str = 'avg'  # the branch_pool's pooling
 
   @nn.compact
   def __call__(self, x):

@@ -206,6 +206,16 @@ def orthogonal(gain: float, iterations: int = 60) -> nn.initializers.Initializer
   return init
 
 
+def generator_norm(h, train: bool, enabled: bool, axis_name: str | None, dtype):
+  """A generator's optional BatchNorm, called inside a compact module: in training
+  (``train=True``, inside the sharded step) batch statistics averaged over the mesh axis
+  `axis_name`; otherwise the running averages (initialisation, sampling)."""
+  if not enabled:
+    return h
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
+                      axis_name=axis_name if train else None)(h)
+
+
 class MLPGenerator(nn.Module):
   """z -> [Dense, (BatchNorm), activation] x len(hidden) -> Dense(out_dim).
 
@@ -227,9 +237,7 @@ class MLPGenerator(nn.Module):
     h = z
     for width in self.hidden:
       h = nn.Dense(width, kernel_init=ki, dtype=self.dtype)(h)
-      if self.batch_norm:
-        h = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
-                         axis_name=self.axis_name if train else None)(h)
+      h = generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype)
       h = ACTIVATIONS[self.activation](h)
     return nn.Dense(self.out_dim, kernel_init=ki, dtype=self.dtype)(h).astype(jnp.float32)
 
@@ -303,10 +311,7 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(out).astype(jnp.float32)
 
   def _norm(self, h, train):
-    if not self.batch_norm:
-      return h
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
-                        axis_name=self.axis_name if train else None)(h)
+    return generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype)
 
 
 class DCGANDiscriminator(nn.Module):

@@ -73,10 +73,7 @@ class SNGANGenerator(nn.Module):
     return jnp.tanh(out).astype(jnp.float32)
 
   def _norm(self, h, train):
-    if not self.batch_norm:
-      return h
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
-                        axis_name=self.axis_name if train else None)(h)
+    return models.generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype)
 
 
 class SNGANDiscriminator(nn.Module):

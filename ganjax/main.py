@@ -152,8 +152,23 @@ def main(argv):
     return
   keys = [k for k in ('d_loss', 'g_loss') if k in summary]
   print(f'Done: step {summary["step"]}, ' + ', '.join(f'{k}={summary[k]:.4g}' for k in keys))
+  if 'modes' in summary:
+    print(_mode_line(summary))
   print(f'Outputs in {where}: eval.json, samples/, checkpoints/, train.log, TensorBoard '
         f'events (tensorboard --logdir {where}).')
+
+
+def _mode_line(summary: dict) -> str:
+  """``modes 8/8, high quality 96% (PacGAN Table 1, GAN: ...)``: the EMA generator's when
+  there is one, beside the published row of its mixture."""
+  from ganjax import data  # pylint: disable=g-import-not-at-top
+  mixture = data.get(summary['dataset'])
+  ema = 'ema_modes' in summary
+  modes, hq = (summary['ema_modes'], summary['ema_hq_fraction']) if ema else (
+      summary['modes'], summary['hq_fraction'])
+  return (f'modes {modes}/{len(mixture.centers)}, high quality {hq:.0%}'
+          + (' (EMA generator)' if ema else '')
+          + (f' ({mixture.reference})' if mixture.reference else ''))
 
 
 def _parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -> list[str]:
@@ -172,25 +187,10 @@ def _parse_flags(argv: list[str], flag_values: flags.FlagValues = flags.FLAGS) -
   except (flags.Error, AttributeError, KeyError, OSError, TypeError, ValueError) as e:
     sys.exit(f'error: {flag_error(e, argv)}')
 
-  if 'modes' in summary:
-    print(_mode_line(summary))
 
 def flag_error(e: Exception, argv: list[str]) -> str:
   """One line for an error raised while parsing `argv`, naming the flag."""
   text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
-def _mode_line(summary: dict) -> str:
-  """``modes 8/8, high quality 96% (PacGAN Table 1, GAN: ...)``: the EMA generator's when
-  there is one, beside the published row of its mixture."""
-  from ganjax import data  # pylint: disable=g-import-not-at-top
-  mixture = data.get(summary['dataset'])
-  ema = 'ema_modes' in summary
-  modes, hq = (summary['ema_modes'], summary['ema_hq_fraction']) if ema else (
-      summary['modes'], summary['hq_fraction'])
-  return (f'modes {modes}/{len(mixture.centers)}, high quality {hq:.0%}'
-          + (' (EMA generator)' if ema else '')
-          + (f' ({mixture.reference})' if mixture.reference else ''))
-
-
   text = text.replace("\\'", "'").replace('\\n', '\n')  # a KeyError's repr inside
   unknown = re.search(r"'([\w-]+)'(?:\s+Did you mean \"(\w+)\")?", text)
   if isinstance(e, (AttributeError, KeyError)) and unknown:

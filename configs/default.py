@@ -55,16 +55,15 @@ def get_config() -> config_dict.ConfigDict:
                                      # cifar10 | celeba64
   c.data_dir = ''                    # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data_seed = 0                    # data order; shared by all population members
-  c.model = 'mlp'                    # ganjax.models.names(): mlp | dcgan
   c.train_size = 0                   # 2D mixtures: a fixed training set of this many points,
                                      # drawn from data_seed (PacGAN: 100,000); 0: fresh draws
+  c.model = 'mlp'                    # ganjax.models.names(): mlp | dcgan
   # One None placeholder per option of every registered model family (None = its default;
   # mlp: z_dim 16, hidden (128, 128, 128); dcgan: z_dim 100, width 64, spectral_norm in D,
   # batch_norm in G with statistics averaged over devices).
   c.model_options = _placeholders(
       [model.option_defaults() for model in map(models.get, models.names())])
   c.batch_size = 256                 # global batch (all devices, all processes)
-  # --- optimisation
   c.dtype = 'float32'                # compute dtype of both networks: float32 | bfloat16
                                      # (parameters, optimiser state, losses stay float32)
   # --- anti-collapse methods, for every loss and penalty
@@ -74,6 +73,7 @@ def get_config() -> config_dict.ConfigDict:
                                      # (Unrolled GAN, Metz et al. 2017); 0: none
   c.update_order = 'alternating'     # alternating: G's update sees the updated D;
                                      # simultaneous: D and G from one batch (PacGAN's code)
+  # --- optimisation
   c.steps = 2000                     # generator updates
   c.g_optimizer = _optimizer()       # name: ganjax.optimizers.names(): adam | rmsprop | sgd;
                                      # learning_rate may be a list

@@ -132,6 +132,17 @@ class TfdsReader:
     del seed  # the test split, in its order
     return self._read('test', np.arange(min(n, len(self._sources['test']))))
 
+  @property
+  def splits(self) -> tuple[str, ...]:
+    return tuple(self._sources)
+
+  def split_size(self, split: str) -> int:
+    return len(self._sources[split])
+
+  def read(self, split: str, indices: np.ndarray) -> np.ndarray:
+    """Examples `indices` of `split`, NHWC float32 in [-1, 1]."""
+    return self._read(split, np.asarray(indices))
+
   def labelled(self, split: str) -> tuple[np.ndarray, np.ndarray]:
     src = self._sources[split]
     records = src.__getitems__(list(range(len(src))))
@@ -315,6 +326,13 @@ class Dataset:
   def eval_examples(self, n: int) -> np.ndarray:
     """`n` held-out real examples (the test split; fresh draws for mixtures)."""
     return self.source.eval_examples(n, self.seed)
+
+  def split_reader(self, split: str) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+    """``(size, read(indices))`` of an image split ('train' or 'test'), e.g. to compute
+    reference feature statistics in chunks."""
+    if split not in getattr(self.source, 'splits', ()):
+      raise ValueError(f'dataset {self.name} has no {split} split of images.')
+    return self.source.split_size(split), lambda idx: self.source.read(split, idx)
 
   def labelled(self, split: str) -> tuple[np.ndarray, np.ndarray]:
     """All (images, labels) of `split`, for training a feature extractor."""

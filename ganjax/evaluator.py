@@ -183,15 +183,11 @@ class Reference:
 def _split_reader(dataset: data.Dataset, split: str
                   ) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
   """``(size, read(indices) -> images in [-1, 1])`` of a split of a TFDS image dataset."""
-  source = dataset.source
-  # TfdsReader keeps its data sources and reader private; ganjax.data has no public
-  # split reader yet.
-  # pylint: disable=protected-access
-  sources, read = getattr(source, '_sources', None), getattr(source, '_read', None)
-  if not isinstance(sources, dict) or split not in sources or read is None:
+  try:
+    return dataset.split_reader(split)
+  except ValueError:
     raise ValueError(f'dataset {dataset.name} has no {split} split of images to compute '
-                     'reference feature statistics from.')
-  return len(sources[split]), lambda idx: read(split, idx)
+                     'reference feature statistics from.') from None
 
 
 def _save_atomic(path: str, write: Callable[[Any], None]) -> None:

@@ -158,17 +158,18 @@ def test_loss_defaults_fill_placeholders_only():
 RING_SEEDS = 5
 
 
-@pytest.mark.parametrize('loss', losses.names())
-def test_every_loss_learns_the_ring(tmp_path, loss):
+@pytest.mark.parametrize('loss,dtype', [(name, 'float32') for name in losses.names()]
+                         + [('hinge', 'bfloat16')])  # mixed precision meets the same bar
+def test_every_loss_learns_the_ring(tmp_path, loss, dtype):
   cfg = tiny_config(loss=loss, steps=1500, batch_size=128, log_every=1500, eval_every=1500,
                     checkpoint_every=1500, eval_samples=2500, population=RING_SEEDS,
-                    population_chunk=RING_SEEDS,
+                    population_chunk=RING_SEEDS, dtype=dtype,
                     **{'model_options.hidden': (64, 64, 64), 'model_options.z_dim': 16,
                        'g_optimizer.learning_rate': 2e-4, 'd_optimizer.learning_rate': 5e-4})
   members = train.train_and_evaluate(cfg, str(tmp_path / 'run'))['members']
   modes = [m['modes'] for m in members]
   distance = np.mean([m['mode_distance'] for m in members])
-  report = (loss, modes, [round(m['mode_distance'], 1) for m in members])
+  report = (loss, dtype, modes, [round(m['mode_distance'], 1) for m in members])
   assert sum(n >= 2 for n in modes) >= 3, report  # most seeds cover 2 modes or more
   assert max(modes) >= 3, report                  # some seed covers more than any start did
   assert distance < 45, report                    # samples moved to the ring (std units)

@@ -28,11 +28,12 @@ def _placeholders(defaults: list[dict[str, Any]]) -> config_dict.ConfigDict:
 
 
 def _optimizer() -> config_dict.ConfigDict:
-  # `object` fields accept a number or, with a population, one number per member.
+  # `object` fields accept a number or, with a population, one number per member (b1/b2:
+  # where the optimiser takes them as numbers: Adam's betas, RMSProp's b2).
   # b1/b2 left as None take the loss's default (its registered `betas`).
   return config_dict.ConfigDict(dict(
       name='adam', learning_rate=config_dict.FieldReference(1e-4, field_type=object),
-      b1=config_dict.placeholder(float), b2=config_dict.placeholder(float)))
+      b1=config_dict.placeholder(object), b2=config_dict.placeholder(object)))
 
 
 def get_config() -> config_dict.ConfigDict:

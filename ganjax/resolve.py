@@ -84,6 +84,7 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
     for beta in ('b1', 'b2'):  # Adam's betas; SGD's momentum (b1), RMSProp's decay (b2)
       if config[side][beta] is not None:
         check_range(f'{side}.{beta}', config[side][beta], 0.0, 1.0, high_open=True)
+        _check_per_member_beta(config, side, beta)
     rates[side] = parallel.per_member(config[side].learning_rate, population,
                                       f'{side}.learning_rate')
     if not np.all(np.isfinite(rates[side]) & (rates[side] > 0)):
@@ -226,10 +227,46 @@ def _set_options(options: config_dict.ConfigDict) -> dict:
 
 
 def _optimizer_spec(opt: config_dict.ConfigDict) -> tuple[tuple[str, Any], ...]:
-  """The optimiser's static settings (name, betas) without its per-member learning rate."""
+  """The optimiser's static settings (name, betas) without its per-member learning rate.
+
+  A beta given one value per member (a list) becomes ``b1_per_member`` (``b2_per_member``),
+  a tuple that `step.init_members` puts in each member's optimiser state; ``b1`` keeps the
+  first value, so that the step's optimiser (built once, its hyperparameters read from the
+  state) takes b1 as a number too. A list of equal values is that one number.
+  """
   spec = opt.to_dict()
   spec.pop('learning_rate')
+  for beta in ('b1', 'b2'):
+    if isinstance(spec[beta], (list, tuple)):
+      values = tuple(float(v) for v in spec[beta])
+      spec[beta] = values[0]
+      if len(set(values)) > 1:
+        spec[f'{beta}_per_member'] = values
   return tuple(sorted(spec.items()))
+
+
+def _check_per_member_beta(config: config_dict.ConfigDict, side: str, beta: str) -> None:
+  """A list of betas: one per member (or one for all), for an optimiser that takes that beta
+  as a number (Adam's b1 and b2, RMSProp's b2), as `step.init_members` passes it."""
+  value = config[side][beta]
+  if not isinstance(value, (list, tuple)):
+    return
+  values = parallel.per_member(value, config.population, f'{side}.{beta}')
+  if len(set(values.tolist())) == 1:
+    return
+  record, sentinel = optimizers.get(config[side].name), object()
+  spec = {b: (v[0] if isinstance(v, (list, tuple)) else v)
+          for b, v in config[side].to_dict().items()}
+  try:
+    used = any(v is sentinel for v in record.kwargs(
+        **{b: sentinel if b == beta else spec[b] for b in ('b1', 'b2')}).values())
+    jax.eval_shape(lambda b: optimizers.make({**spec, beta: b}, 1.0).init(jnp.zeros(())),
+                   jnp.float32(values[0]))  # traced, as under init_members' vmap
+  except Exception:  # pylint: disable=broad-except
+    used = False
+  if not used:
+    raise ValueError(f'{side}.{beta}={value!r}: optimizer {config[side].name} does not take '
+                     f'{beta} as a number, so it cannot differ per member.')
 
 
 def population_chunk(config: config_dict.ConfigDict) -> int:

@@ -92,9 +92,19 @@ def _split_vars(variables):
 
 
 def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, g_lrs, d_lrs):
-  """Stacked initial state of all population members (host arrays)."""
+  """Stacked initial state of all population members (host arrays).
 
-  def init(seed, g_lr, d_lr):
+  Like the learning rates, betas given per member (``b1_per_member``/``b2_per_member`` in
+  an optimiser's spec, see `resolve._optimizer_spec`) go into each member's optimiser state,
+  where the step's optimiser reads them.
+  """
+  def member_betas(spec):
+    return {b: jnp.asarray(spec[f'{b}_per_member'], jnp.float32)
+            for b in ('b1', 'b2') if f'{b}_per_member' in spec}
+
+  g_spec, d_spec = dict(cfg.g_optimizer), dict(cfg.d_optimizer)
+
+  def init(seed, g_lr, d_lr, g_betas, d_betas):
     key = jax.random.PRNGKey(seed)
     kg, kd, root = jax.random.split(key, 3)
     g_params, g_stats = _split_vars(pair.generator.init(kg, jnp.zeros((1, pair.z_dim))))
@@ -102,8 +112,8 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
     d_params, d_stats = _split_vars(pair.discriminator.init(kd, d_input))
     return {
         'g_params': g_params, 'g_stats': g_stats, 'd_params': d_params, 'd_stats': d_stats,
-        'g_opt': optimizers.make(dict(cfg.g_optimizer), g_lr).init(g_params),
-        'd_opt': optimizers.make(dict(cfg.d_optimizer), d_lr).init(d_params),
+        'g_opt': optimizers.make({**g_spec, **g_betas}, g_lr).init(g_params),
+        'd_opt': optimizers.make({**d_spec, **d_betas}, d_lr).init(d_params),
         'ema': g_params if cfg.ema_decay > 0 else {},
         'key': root,
         'first_nonfinite': jnp.int32(-1),  # first step with a non-finite loss or gradient
@@ -111,7 +121,8 @@ def init_members(pair: models.ModelPair, cfg: StepConfig, example_shape, seeds, 
     }
 
   members = jax.jit(jax.vmap(init))(jnp.asarray(seeds, jnp.int32), jnp.asarray(g_lrs),
-                                    jnp.asarray(d_lrs))
+                                    jnp.asarray(d_lrs), member_betas(g_spec),
+                                    member_betas(d_spec))
   return {'step': jnp.zeros((), jnp.int32), 'members': members}
 
 

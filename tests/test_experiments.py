@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -36,3 +38,32 @@ def test_compare_losses_quick(tmp_path):
       key = 'fid' if dataset == 'digits' else 'modes'
       assert all(key in m for m in r['members']), (dataset, variant)
       assert r['curves'], (dataset, variant)
+
+
+def test_search_losses_quick(tmp_path):
+  """The equal-budget search (--quick: 2 losses x 2 points, one population each) writes its
+  report, plots and json; each point's β1/β2 reach its member's optimiser state."""
+  from conftest import load_state  # pylint: disable=g-import-not-at-top
+  out = tmp_path / 'results'
+  proc = subprocess.run(
+      [sys.executable, 'experiments/search_losses.py', '--quick', f'--out={out}',
+       f'--data_dir={tmp_path / "tfds"}'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = (out / 'search_losses.md').read_text()
+  for name in ('search_fid.png', 'search_curves.png', 'search_samples.png'):
+    assert (out / name).stat().st_size > 1000, name
+  results = json.loads((out / 'search_losses.json').read_text())
+  points = results['points']
+  assert len(points) == 2 and len({(p['g_lr'], p['b1']) for p in points}) == 2
+  assert set(results['losses']) == {'classic (non-saturating)', 'wgan-gp'}
+  for variant, entry in results['losses'].items():
+    assert f'| {variant} | **' in report  # its row of the results table
+    assert [m['point'] for m in entry['search']] == [0, 1]
+    assert all(m['fid'] > 0 and m['curve'] for m in entry['search']), variant
+    assert entry['best_point'] in (0, 1)
+    (run,) = entry['runs'].values()  # quick: one n_dis, so one population per loss
+    assert len({m['state_digest'] for m in run['members']}) == 2
+    workdir = out / os.path.dirname(os.path.dirname(next(iter(run['samples'].values()))))
+    hyper = load_state(workdir)['members']['g_opt']['hyperparams']
+    for beta in ('b1', 'b2'):
+      assert hyper[beta].tolist() == pytest.approx([p[beta] for p in points]), beta

@@ -168,8 +168,13 @@ def write_report(args, results):
   for dataset, by_variant in results.items():
     metrics = PLAN[dataset]['metrics']
     steps = next(iter(by_variant.values()))['steps']
-    lines += [f'## {dataset} ({steps} generator steps)', '',
-              '| loss | ' + ' | '.join(metrics) + ' | wall time |',
+    lines += [f'## {dataset} ({steps} generator steps)', '']
+    if dataset == 'digits':
+      lines += ['One fixed recipe for every loss (`configs/digits.py`: Adam at 2e-4 for G and D, '
+                'β1 0.5, each loss\'s registered n_dis and β2): it measures how well this '
+                'recipe suits each loss. With an equal tuning budget per loss instead, see '
+                '[search_losses.md](search_losses.md).', '']
+    lines += ['| loss | ' + ' | '.join(metrics) + ' | wall time |',
               '|---|' + '---|' * (len(metrics) + 1)]
     for variant, r in by_variant.items():
       cells = [fmt(m, *mean_se([mem[m] for mem in r['members']])) for m in metrics]

@@ -45,7 +45,7 @@ class StepConfig:
   penalty: penalties.Penalty
   n_dis: int
   ema_decay: float
-  g_optimizer: tuple[tuple[str, Any], ...]  # (name, b1, b2) without the learning rate
+  g_optimizer: tuple[tuple[str, Any], ...]  # name, b1, b2 (and b*_per_member), no rates
   d_optimizer: tuple[tuple[str, Any], ...]
   skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
   population_chunk: int = 0     # members vmapped together, chunks in sequence; 0: all at once

@@ -104,9 +104,10 @@ def inception_space(weights: str = '', batch_size: int = 50) -> FeatureSpace:
   file and no download, `WeightsHashError` (a ValueError) for another file: one line each.
   """
   from ganjax import inception  # pylint: disable=g-import-not-at-top
+  from ganjax.torch_state_dict import read_torch_state_dict  # pylint: disable=g-import-not-at-top
   sha256 = inception.FID_WEIGHTS_SHA256
   path = inception.weights_file(weights or None, sha256=sha256)
-  variables = inception.state_dict_to_variables(inception.read_torch_state_dict(path))
+  variables = inception.state_dict_to_variables(read_torch_state_dict(path))
   return FeatureSpace('inception', f'inception-{sha256}',
                       inception.make_features_fn(variables, batch_size))
 

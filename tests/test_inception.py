@@ -26,6 +26,7 @@ from flax import traverse_util
 
 from ganjax import evaluate as ge
 from ganjax import inception as gi
+from ganjax import torch_state_dict as tsd
 
 
 # ------------------------------------------ torch.save files written without torch --
@@ -108,7 +109,7 @@ def write_pth(path, obj, storages, legacy=True):
   """
   with open(path, 'wb') as f:
     if legacy:
-      for header in (gi._LEGACY_MAGIC, gi._LEGACY_PROTOCOL,
+      for header in (tsd._LEGACY_MAGIC, tsd._LEGACY_PROTOCOL,
                      {'protocol_version': 1001, 'little_endian': True}):
         pickle.dump(header, f, protocol=2)
       f.write(_dumps(obj, legacy=True))
@@ -176,7 +177,7 @@ def test_reader_reads_both_formats_with_views_and_dtypes(tmp_path, legacy):
   path = str(tmp_path / 'sd.pth')
   write_pth(path, obj, storages, legacy=legacy)
   assert zipfile.is_zipfile(path) != legacy
-  out = gi.read_torch_state_dict(path)
+  out = tsd.read_torch_state_dict(path)
   assert list(out) == ['w', 't', 's', 'n', 'h', 'd']
   np.testing.assert_array_equal(out['w'], base)
   np.testing.assert_array_equal(out['t'], base.T)
@@ -193,7 +194,7 @@ def test_reader_reads_legacy_storage_views(tmp_path):
   obj = {'r': _Tensor(root, 0, (12,), (1,)), 'v': _Tensor(view, 1, (2, 2), (1, 2))}
   path = str(tmp_path / 'views.pth')
   write_pth(path, obj, {'0': root})
-  out = gi.read_torch_state_dict(path)
+  out = tsd.read_torch_state_dict(path)
   np.testing.assert_array_equal(out['r'], base)
   np.testing.assert_array_equal(out['v'], [[5, 7], [6, 8]])
 
@@ -203,11 +204,11 @@ def test_reader_refuses_other_globals_and_views_past_the_storage(tmp_path):
   with zipfile.ZipFile(path, 'w') as zf:
     zf.writestr('archive/data.pkl', b'cos\nsystem\n(S"echo hi"\ntR.')
   with pytest.raises(pickle.UnpicklingError, match='os.system is not allowed'):
-    gi.read_torch_state_dict(path)
+    tsd.read_torch_state_dict(path)
   storage = _Storage('0', np.zeros(4, np.float32), 'FloatStorage')
   write_pth(path, {'x': _Tensor(storage, 2, (3,), (1,))}, {'0': storage})
   with pytest.raises(ValueError, match='past its storage'):
-    gi.read_torch_state_dict(path)
+    tsd.read_torch_state_dict(path)
 
 
 # ---------------------------------------------------------- the weights file --
@@ -507,7 +508,7 @@ def test_reader_matches_torch_load(tmp_path, legacy):
       i=torch.nn.Parameter(torch.randn(2)), j=torch.arange(6, dtype=torch.int32).reshape(2, 3))
   path = str(tmp_path / 'sd.pth')
   torch.save(sd, path, _use_new_zipfile_serialization=not legacy)
-  out = gi.read_torch_state_dict(path)
+  out = tsd.read_torch_state_dict(path)
   assert list(out) == list(sd)
   for k, v in sd.items():
     ref = v.detach().numpy()

@@ -33,6 +33,10 @@ CASES = {
     # 5 steps per compiled call: the batches' step axis stays unsharded.
     'hinge_population_5_per_call': dict(_SGD, loss='hinge', population=2, steps_per_call=5),
     'classic_adam': {},
+    # Packs of 4 form within each device's 8 examples; the WGAN-GP interpolates are packs.
+    'wgan_gp_pack_4': dict(_SGD, loss='wgan', n_dis=1, pack=4),
+    # Two look-ahead D updates inside G's loss: their gradients are averaged over devices too.
+    'classic_unroll_2': dict(_SGD, unroll_steps=2),
     # DCGAN with batch norm in G: its statistics must be averaged over devices.
     'dcgan_batch_norm': dict(_SGD, dataset='digits', model='dcgan', image_metrics=False,
                              eval_samples=64, steps=6, checkpoint_every=6,

@@ -38,7 +38,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
 
 from experiments.compare_losses import mean_se, read_curves, variants  # pylint: disable=wrong-import-position
 from ganjax import train  # pylint: disable=wrong-import-position
@@ -130,8 +129,8 @@ def make_config(row: Row, quick: bool):
         'batch_size': 8 * dict(row.overrides).get('pack', 1),
         'train_size': 400 * dict(row.overrides).get('pack', 1) if config.train_size else 0})
   quarter = config.steps // 4
-  config.eval_every = config.log_every = quarter
-  config.checkpoint_every = quarter
+  config.eval_every = config.checkpoint_every = quarter
+  config.log_every = max(1, config.steps // 50)  # a progress line (steps/s, ETA) every 2%
   return config
 
 
@@ -259,10 +258,6 @@ def main(argv=None):
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
   args = parser.parse_args(argv)
-  # ganjax's progress lines (steps/s, ETA, losses) on stderr; other libraries' INFO stays out.
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_handler().addFilter(
-      lambda record: record.levelno >= logging.WARNING or '/ganjax/' in record.pathname)
   out = args.out or (os.path.join(OUT, 'quick') if args.quick else OUT)
   os.makedirs(out, exist_ok=True)
   path = os.path.join(out, 'reproduce_2d.json')

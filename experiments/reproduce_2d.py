@@ -118,7 +118,7 @@ def all_rows() -> list[Row]:
   return _pacgan_rows() + _recipe_b_rows() + _beyond_rows()
 
 
-def make_config(row: Row, quick: bool):
+def make_config(row: Row, quick: bool, steps_per_call: int = 1):
   config = importlib.import_module(f'configs.{row.config}').get_config()
   config.update_from_flattened_dict(dict(row.overrides))
   config.population = row.seeds
@@ -131,6 +131,9 @@ def make_config(row: Row, quick: bool):
   quarter = config.steps // 4
   config.eval_every = config.checkpoint_every = quarter
   config.log_every = max(1, config.steps // 50)  # a progress line (steps/s, ETA) every 2%
+  # Steps per compiled call change the speed, not the result (tests/test_train.py); they
+  # must divide the evaluation and log points.
+  config.steps_per_call = math.gcd(steps_per_call, quarter, config.log_every)
   return config
 
 
@@ -140,8 +143,8 @@ def hardware() -> str:
           f'{os.cpu_count()} host cores, jax {jax.__version__}')
 
 
-def run_row(row: Row, out: str, quick: bool) -> dict:
-  config = make_config(row, quick)
+def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
+  config = make_config(row, quick, steps_per_call)
   workdir = os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__'))
   start = time.time()
   summary = train.train_and_evaluate(config, workdir)
@@ -158,7 +161,8 @@ def run_row(row: Row, out: str, quick: bool) -> dict:
   result = {
       'table': row.table, 'row': row.row, 'dataset': row.dataset, 'config': row.config,
       'overrides': dict(row.overrides), 'seeds': config.population, 'steps': config.steps,
-      'hardware': hardware(), 'wall_time_s': round(time.time() - start, 1),
+      'hardware': hardware(), 'steps_per_call': config.steps_per_call,
+      'wall_time_s': round(time.time() - start, 1),
       'ganjax': {'modes': mean_se([m['modes'] for m in members]),
                  'hq': mean_se([100 * m['hq_fraction'] for m in members]),
                  'reverse_kl': mean_se([m['reverse_kl'] for m in members])},
@@ -257,7 +261,12 @@ def main(argv=None):
   parser.add_argument('--list', action='store_true', help='print the rows and their status')
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
+  parser.add_argument('--steps_per_call', type=int, default=1,
+                      help='steps per compiled call (speed only; e.g. 50 on an accelerator); '
+                           'reduced to divide each row\'s evaluation and log points')
   args = parser.parse_args(argv)
+  if args.steps_per_call < 1:
+    parser.error(f'--steps_per_call must be at least 1, got {args.steps_per_call}.')
   out = args.out or (os.path.join(OUT, 'quick') if args.quick else OUT)
   os.makedirs(out, exist_ok=True)
   path = os.path.join(out, 'reproduce_2d.json')
@@ -289,10 +298,10 @@ def main(argv=None):
     if row.key in results:
       print(f'[{i + 1}/{len(todo)}] {row.key}: stored in {path}', flush=True)
       continue
-    config = make_config(row, args.quick)
+    config = make_config(row, args.quick, args.steps_per_call)
     print(f'[{i + 1}/{len(todo)}] {datetime.datetime.now():%H:%M:%S} {row.key}: '
           f'{config.steps} steps x {config.population} seeds', flush=True)
-    result = run_row(row, out, args.quick)
+    result = run_row(row, out, args.quick, args.steps_per_call)
     if not result:
       print('Preempted; rerun the same command to resume.')
       sys.exit(0)

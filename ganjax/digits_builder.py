@@ -8,6 +8,9 @@ through ``tfds.data_source`` exactly like the standard datasets.
 
 from __future__ import annotations
 
+import fcntl
+import os
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -45,7 +48,15 @@ class SklearnDigits(tfds.core.GeneratorBasedBuilder):
 
 
 def prepare(data_dir: str) -> None:
-  """Writes the array_record files under `data_dir` unless they are there."""
-  builder = SklearnDigits(data_dir=data_dir, file_format='array_record')
-  if not builder.is_prepared():
-    builder.download_and_prepare()
+  """Writes the array_record files under `data_dir` unless they are there.
+
+  Processes that prepare the same `data_dir` at once (parallel test workers, several runs
+  starting together) take turns on a lock file: TFDS renames its finished folder into
+  place and fails when another process has just done the same.
+  """
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, '.sklearn_digits.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    builder = SklearnDigits(data_dir=data_dir, file_format='array_record')
+    if not builder.is_prepared():
+      builder.download_and_prepare()

@@ -127,7 +127,8 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
   scipy in float64 is below about 3e-4 relative even when FD is under 1%
   of ``Tr(C)``, and for equal statistics the result is within about 2e-6·Tr(C)
   of 0 (it can be slightly negative; it is not clipped). Cost: two ``eigh``
-  and one SVD of d x d matrices (d = 2048 takes about 2 s on two CPU cores).
+  and one SVD of d x d matrices (d = 2048 takes about 2 s on two CPU cores), which run on
+  JAX's CPU backend whatever the default device (`_on_host_cpu`).
 
   Returns a scalar array (jit-compatible).
   """
@@ -142,7 +143,26 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
       raise ValueError(f'{name} has shape {shape}; with mu1 of shape {mu1.shape} '
                        f'it must be {expected}.')
   dtype = functools.reduce(jnp.promote_types, (mu1.dtype, mu2.dtype, cov1.dtype, cov2.dtype))
-  return _frechet(mu1.astype(dtype), cov1.astype(dtype), mu2.astype(dtype), cov2.astype(dtype))
+  stats = _on_host_cpu(*(x.astype(dtype) for x in (mu1, cov1, mu2, cov2)))
+  return _frechet(*stats)
+
+
+def _on_host_cpu(*arrays: jax.Array) -> tuple[jax.Array, ...]:
+  """`arrays` on JAX's CPU backend, so that FD's d x d eigh and SVD run in LAPACK there.
+
+  cuSOLVER's float32 eigh/SVD put FD off float64 by 8.6e-4 (relative, two samples of one
+  distribution, d = 64) on an H200, against 4.5e-6 on the CPU (benchmarks/NOTES.md, section
+  15): the same statistics now give the same FD on every platform. Inside a trace (tracers)
+  the arrays stay where the trace runs.
+  """
+  tracer = getattr(jax.core, 'Tracer', ())
+  if any(isinstance(a, tracer) for a in arrays):
+    return arrays
+  try:
+    cpu = jax.devices('cpu')[0]
+  except RuntimeError:  # JAX_PLATFORMS without cpu
+    return arrays
+  return tuple(jax.device_put(arrays, cpu))
 
 
 def frechet_distance(feats_a: Array, feats_b: Array) -> jax.Array:

@@ -159,6 +159,7 @@ def test_orthogonal_init_with_gain(shape):
   kernel = pair.discriminator.init(jax.random.PRNGKey(0), jnp.zeros((1, shape[0])))[
       'params']['Dense_0']['kernel']
   small = min(shape)
+  kernel = np.asarray(kernel, np.float64)  # the check's own product exact (not TF32 on a GPU)
   gram = kernel.T @ kernel if shape[0] >= shape[1] else kernel @ kernel.T
   np.testing.assert_allclose(gram, 1.4 ** 2 * np.eye(small), atol=1e-5)
   normal = models.get('mlp').build((2,), {'hidden': (4000,), 'init': 'normal'})

@@ -79,3 +79,19 @@ def test_errors(tfds_dir):
     data.Dataset('cifar10', 8, data_dir=tfds_dir)
   with pytest.raises(ValueError, match='has no labels'):
     data.Dataset('ring', 8).labelled('train')
+
+
+def test_processes_preparing_one_directory_at_once_all_succeed(tmp_path):
+  # Parallel test workers once raced here: TFDS renames its finished folder into place and
+  # the second process to finish failed (FileExistsError). They now take turns on a lock.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  code = ('import sys; from ganjax import digits_builder, data; '
+          'digits_builder.prepare(sys.argv[1]); '
+          'print(data.Dataset("digits", 8, 1, 0, data_dir=sys.argv[1]).num_train)')
+  procs = [subprocess.Popen([sys.executable, '-c', code, str(tmp_path)], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+    assert out.split()[-1] == '1437'

@@ -540,8 +540,10 @@ def test_resize_matches_torch_interpolate():
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
     ref = torch.nn.functional.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2), size=(299, 299),
                                           mode='bilinear', align_corners=False)
+    # Within 1e-6 on the CPU; 1.8e-6 on an H200 (float32 round-off of the interpolation
+    # weights, which XLA:GPU computes with other instructions): 4e-6 is ~30 ulps of 1.
     np.testing.assert_allclose(np.asarray(gi.resize_299(x)), ref.permute(0, 2, 3, 1).numpy(),
-                               rtol=0, atol=1e-6)
+                               rtol=0, atol=4e-6)
 
 
 def test_pool3_features_match_pytorch_fid(pytorch_fid, random_fid_inception, tmp_path):

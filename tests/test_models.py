@@ -1,4 +1,5 @@
-"""Models: the phase-decomposed upsampling equals a transposed convolution; shapes; options."""
+"""Models: both upsampling paths (phase matmuls, native) equal a transposed convolution;
+shapes; options."""
 
 import flax.linen as nn
 import jax
@@ -7,6 +8,13 @@ import numpy as np
 import pytest
 
 from ganjax import models
+
+
+@pytest.fixture
+def highest_precision():
+  """Full float32 products: these tests compare functions, not a GPU's TF32 rounding."""
+  with jax.default_matmul_precision('highest'):
+    yield
 
 
 def _conv_transpose_reference(x, w):
@@ -21,9 +29,10 @@ def _conv_transpose_reference(x, w):
   return out[:, 1:-1, 1:-1]
 
 
-def test_upsample2x_equals_transposed_convolution():
+@pytest.mark.parametrize('impl', ['matmul', 'lax'])  # phase matmuls (CPU), native (GPU/TPU)
+def test_upsample2x_equals_transposed_convolution(impl, highest_precision):
   x = np.random.RandomState(0).randn(2, 5, 6, 3).astype(np.float32)
-  layer = models.Upsample2x(4, use_bias=False)
+  layer = models.Upsample2x(4, use_bias=False, conv_impl=impl)
   variables = layer.init(jax.random.PRNGKey(0), x)
   kernel = np.asarray(variables['params']['kernel'])
   assert kernel.shape == (4, 4, 3, 4)  # the parameters of a 4x4 transposed convolution
@@ -31,11 +40,12 @@ def test_upsample2x_equals_transposed_convolution():
                              atol=1e-5)
 
 
-def test_upsample2x_matches_flax_conv_transpose_gradient():
+@pytest.mark.parametrize('impl', ['matmul', 'lax'])
+def test_upsample2x_matches_flax_conv_transpose_gradient(impl, highest_precision):
   # Same function => same input gradient as Flax's own transposed convolution with the
   # kernel flipped (lax.conv_transpose correlates, PyTorch's definition scatters).
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 4, 4, 3))
-  layer = models.Upsample2x(5, use_bias=False)
+  layer = models.Upsample2x(5, use_bias=False, conv_impl=impl)
   variables = layer.init(jax.random.PRNGKey(2), x)
   kernel = variables['params']['kernel']
   ref = lambda x: jax.lax.conv_transpose(x, kernel[::-1, ::-1], (2, 2), ((2, 2), (2, 2)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 PROBES = {
     'torch graph alone (MLP)': ('torch_only', {}),
@@ -39,6 +40,10 @@ def _probe(kind: str) -> None:
     real = torch.rand(512, 2, device='cuda')
     for _ in range(20):
       step(real)
+    t = time.perf_counter()
+    for _ in range(200):
+      step(real)
+    print(f'  {(time.perf_counter() - t) / 200 * 1e3:.3f} ms per replayed step (batch 512)')
     return
   run = cases.JaxStep(model, overrides=cases.GPU_SIZES[model])
   fn, _ = cases._torch_step(run, 'cuda_graph')  # pylint: disable=protected-access
@@ -62,7 +67,7 @@ def main() -> None:
       print(f'{name}: no result within 90 s', flush=True)
       continue
     err = [l for l in proc.stderr.splitlines() if 'Error' in l or 'error' in l]
-    print(f'{name}: ' + ('ok' if proc.returncode == 0 else
+    print(f'{name}: ' + ('ok ' + proc.stdout.strip() if proc.returncode == 0 else
                          f'FAILED ({proc.returncode}): ' + ' | '.join(err[-3:])[:600]),
           flush=True)
     if proc.returncode and env.get('CUDA_LAUNCH_BLOCKING'):

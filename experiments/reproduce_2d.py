@@ -200,10 +200,16 @@ def _fmt(mean_se_pair, digits=1):
   return f'{mean:.{digits}f} ± {se:.{digits}f}' if math.isfinite(se) else f'{mean:.{digits}f}'
 
 
+def _device(result: dict) -> str:
+  """'NVIDIA H200' or 'cpu' from a row's hardware string."""
+  return result['hardware'].split(' x ')[0]
+
+
 def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
   lines = ['# Published 2D mode-collapse tables, reproduced', '',
            f'Generated {datetime.datetime.now():%Y-%m-%d %H:%M} by '
-           '`.venv/bin/python experiments/reproduce_2d.py ' + ' '.join(sys.argv[1:]) + '`.',
+           '`experiments/reproduce_2d.py` from `reproduce_2d.json`, whose rows may come from '
+           'several runs; each row names the device it ran on.',
            'Protocol: 2,500 samples per seed; high quality (HQ) = within 3 std of the '
            'nearest mode; a mode counts when it holds one HQ sample. Mean ± standard error '
            'over seeds (ganjax) or runs (papers). z: difference in combined standard errors.',
@@ -216,12 +222,12 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
     chosen = [r for r in rows if (r.table == 'beyond') == (table == 'beyond')]
     if table == 'reproduction':
       lines += ['## Reproduction', '', '| table | row | data | published modes | ganjax modes '
-                '| published HQ % | ganjax HQ % | z (modes, HQ) | verdict | steps, seeds | '
+                '| published HQ % | ganjax HQ % | z (modes, HQ) | verdict | steps, seeds, device | '
                 'modes at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|---|---|---|']
     else:
       lines += ['', '## Beyond: every loss, plain, packed and unrolled (recipe B)', '',
                 'Numbers no paper has. Recipe B (configs/unrolled_*.py), 5 seeds each.', '',
-                '| row | data | modes | HQ % | reverse KL | steps | modes at 25/50/75/100% |',
+                '| row | data | modes | HQ % | reverse KL | steps, device | modes at 25/50/75/100% |',
                 '|---|---|---|---|---|---|---|']
     for row in chosen:
       r = results.get(row.key)
@@ -242,10 +248,10 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                  _fmt(p['hq']), _fmt(r['ganjax']['hq']),
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
                      f' ({r["note"]})' if r.get('note') else ''),
-                 f'{r["steps"]:,}, {r["seeds"]}', along]
+                 f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along]
       else:
         cells = [r['row'], r['dataset'], _fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
-                 _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}', along]
+                 _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}', along]
       lines.append('| ' + ' | '.join(cells) + ' |')
   done = [r for r in results.values()]
   if done:

@@ -7,11 +7,11 @@
   examples of a batch and break per-example gradient penalties.
 
 Generator upsampling uses `Upsample2x`, a transposed convolution (4x4 kernel,
-stride 2, PyTorch's ``ConvTranspose2d(k=4, s=2, p=1)``). On accelerators it is the
-native transposed convolution (cuDNN's on GPUs); on the CPU it is computed by phase
-decomposition: four matmuls (one per output phase, each over its 2x2 input window),
-then depth-to-space, with the same parameters and outputs, since XLA:CPU runs
-matmuls and their gradients far faster than a strided ``ConvTranspose``'s.
+stride 2, PyTorch's ``ConvTranspose2d(k=4, s=2, p=1)``) computed by phase
+decomposition: one stride-1 3x3 convolution producing the four output phases,
+then depth-to-space. It has the same parameters and outputs as the transposed
+convolution, but XLA compiles its gradient to plain convolutions, which on CPU
+are several times faster than the gradient of a strided ``ConvTranspose``.
 
 On CPU every convolution (`conv2d`) runs as one matmul of the input's patches
 with the kernel (``conv_impl='matmul'``, the same sum): XLA:CPU runs a
@@ -96,15 +96,17 @@ _PHASE_TAPS = np.array([[3, 1, -1],    # a = 0: in[i-1]·w3 + in[i]·w1
                         [-1, 2, 0]])   # a = 1: in[i]·w2 + in[i+1]·w0
 
 
-def transposed_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """``ConvTranspose2d(k=4, s=2, p=1)`` natively: the input dilated by 2, padded by 2, and
-  convolved with the spatially flipped (4, 4, Cin, Cout) kernel. XLA:GPU hands this to
-  cuDNN as one transposed (data-gradient) convolution: 16 multiply-adds per input pixel
-  and channel pair, where a 3x3 phase convolution did 36 (benchmarks/NOTES.md, section 17).
+def _phase_kernel(kernel: jax.Array) -> jax.Array:
+  """(4, 4, Cin, Cout) transposed-conv kernel -> (3, 3, Cin, 4·Cout) conv kernel.
+
+  Output channel index is ``(a·2 + b)·Cout + c`` for phase (a, b).
   """
-  return jax.lax.conv_general_dilated(
-      x, kernel[::-1, ::-1].astype(x.dtype), (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2),
-      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  k4 = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # index 4 is a zero tap
+  taps = np.where(_PHASE_TAPS < 0, 4, _PHASE_TAPS)         # (phase, window)
+  # rows[a, dy] and cols[b, dx] select kernel taps; gather a (2,3,2,3) grid.
+  k = k4[taps[:, :, None, None], taps[None, None, :, :]]  # (a, dy, b, dx, Cin, Cout)
+  k = jnp.transpose(k, (1, 3, 4, 0, 2, 5))                 # (dy, dx, Cin, a, b, Cout)
+  return k.reshape(3, 3, kernel.shape[2], 4 * kernel.shape[3])
 
 
 def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
@@ -121,7 +123,7 @@ def _phase_matmuls(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
   Each output phase (a, b) reads a 2x2 input window, so this does 16 (not 36)
   multiply-adds per input pixel and channel pair, as the transposed convolution.
-  Returns (N, H, W, 4·Cout), channel ``(a·2 + b)·Cout + c`` for phase (a, b).
+  Returns (N, H, W, 4·Cout) in `_phase_kernel`'s channel order.
   """
   n, h, w, cin = x.shape
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
@@ -140,8 +142,7 @@ def _phase_matmuls(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 class Upsample2x(nn.Module):
-  """Transposed conv (k=4, s=2, p=1): natively (`transposed_conv`), or on the CPU as four
-  phase matmuls and depth-to-space (`_phase_matmuls`)."""
+  """Transposed conv (k=4, s=2, p=1) as a phase-decomposed 3x3 convolution."""
   features: int
   use_bias: bool = True
   conv_impl: str = 'auto'
@@ -153,9 +154,10 @@ class Upsample2x(nn.Module):
     cin = x.shape[-1]
     kernel = self.param('kernel', nn.initializers.normal(0.02), (4, 4, cin, self.features))
     if _resolve_impl(self.conv_impl) == 'matmul':
-      y = depth_to_space(_phase_matmuls(x, kernel))
+      y = _phase_matmuls(x, kernel)
     else:
-      y = transposed_conv(x, kernel)
+      y = conv2d(x, _phase_kernel(kernel).astype(x.dtype), (1, 1), ((1, 1), (1, 1)), 'lax')
+    y = depth_to_space(y)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,)).astype(self.dtype)
     return y

@@ -1,5 +1,5 @@
-"""Models: both upsampling paths (phase matmuls, native) equal a transposed convolution;
-shapes; options."""
+"""Models: both upsampling paths (phase matmuls, phase convolution) equal a transposed
+convolution; shapes; options."""
 
 import flax.linen as nn
 import jax
@@ -29,7 +29,7 @@ def _conv_transpose_reference(x, w):
   return out[:, 1:-1, 1:-1]
 
 
-@pytest.mark.parametrize('impl', ['matmul', 'lax'])  # phase matmuls (CPU), native (GPU/TPU)
+@pytest.mark.parametrize('impl', ['matmul', 'lax'])  # the CPU's path, the accelerators'
 def test_upsample2x_equals_transposed_convolution(impl, highest_precision):
   x = np.random.RandomState(0).randn(2, 5, 6, 3).astype(np.float32)
   layer = models.Upsample2x(4, use_bias=False, conv_impl=impl)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 14: PyTorch peers, hand-counted FLOPs, the accelerator
 # targets), for a lent GPU machine whose python3 already has JAX (CUDA), flax, optax, orbax
-# and PyTorch (CUDA); ml_collections travels as a wheel in .whl/ (see benchmarks/NOTES.md).
+# and PyTorch (CUDA); ml_collections travels as a wheel in .whl/ or .whl/suite/
+# (tests/fetch_gpu_wheels.sh).
 # Runs the harness on the real GPU (`--platform gpu --quick`): the targets' cases first
 # (DCGAN-32 b512, DCGAN-64 b256 and the MLP b512 against PyTorch eager, CUDA graph and
 # torch.compile; the same DCGANs in bfloat16; the MLP with 100 steps per call, synthetic
@@ -23,6 +24,11 @@ if compgen -G '.whl/*.whl' >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
+elif ! python3 -c 'import ml_collections' 2>/dev/null && [ -d .whl/suite ]; then
+  # tests/fetch_gpu_wheels.sh's folder (what tests/gpu_run.sh installs) has it too.
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --find-links .whl/suite --target /tmp/site ml_collections || exit 1
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
   --format=csv 2>&1 | tee "$out/nvidia_smi.txt"

@@ -9,6 +9,7 @@
 #
 #   bash tests/gpu_run.sh OUT [DEADLINE_S [PYTEST_ARGS...]]
 #
+# Verbose (-v): a run stopped at its deadline still names every test that finished and how.
 # DEADLINE_S (default 500) bounds pytest (give the run tool 60 s more); PYTEST_ARGS default to
 # the whole suite, e.g. `bash tests/gpu_run.sh OUT 300 tests/test_train.py -k resume`.
 set -uo pipefail
@@ -59,7 +60,7 @@ parallel=()
 if python3 -c 'import xdist' 2>/dev/null; then
   parallel=(-n "${GPU_RUN_WORKERS:-6}")
 fi
-timeout --kill-after=20 "$deadline" python3 -m pytest -p no:cacheprovider -q -rfEs \
+timeout --kill-after=20 "$deadline" python3 -m pytest -p no:cacheprovider -v -rfEs \
   --durations=25 --junitxml="$out/junit.xml" "${parallel[@]}" "$@" 2>&1 | tee "$out/pytest.log"
 status=${PIPESTATUS[0]}
 echo "gpu_run: pytest exit status $status; $((SECONDS - start)) s in all" | tee -a "$out/pytest.log"

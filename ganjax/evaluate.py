@@ -148,21 +148,15 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
 
 
 def _on_host_cpu(*arrays: jax.Array) -> tuple[jax.Array, ...]:
-  """`arrays` on JAX's CPU backend, so that FD's d x d eigh and SVD run in LAPACK there.
-
-  cuSOLVER's float32 eigh/SVD put FD off float64 by 8.6e-4 (relative, two samples of one
-  distribution, d = 64) on an H200, against 4.5e-6 on the CPU (benchmarks/NOTES.md, section
-  15): the same statistics now give the same FD on every platform. Inside a trace (tracers)
-  the arrays stay where the trace runs.
-  """
-  tracer = getattr(jax.core, 'Tracer', ())
-  if any(isinstance(a, tracer) for a in arrays):
+  """`arrays` on JAX's CPU backend, for FD's d x d eigh and SVD in LAPACK: cuSOLVER's float32
+  ones were 8.6e-4 off float64 on an H200, LAPACK's 4.5e-6 (benchmarks/NOTES.md, 15). Inside
+  a trace (tracers) the arrays stay where the trace runs."""
+  if any(isinstance(a, getattr(jax.core, 'Tracer', ())) for a in arrays):
     return arrays
   try:
-    cpu = jax.devices('cpu')[0]
+    return tuple(jax.device_put(arrays, jax.devices('cpu')[0]))
   except RuntimeError:  # JAX_PLATFORMS without cpu
     return arrays
-  return tuple(jax.device_put(arrays, cpu))
 
 
 def frechet_distance(feats_a: Array, feats_b: Array) -> jax.Array:

@@ -58,10 +58,11 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
   """(device count, cases) per worker, ordered so that every kind of case gets time.
 
   On the CPU the workers fake 1, 2 and 8 devices. On an accelerator (`platform`
-  'gpu' or 'tpu') one worker uses the real devices, the targets' cases first: the
-  PyTorch comparisons at `GPU_SIZES`, the same sizes in bfloat16, the MLP with 100
-  steps per call (and fed by the ring input); then the population sweeps, input,
-  checkpoint and loss cases (digits needs a prepared TFDS directory: left out).
+  'gpu' or 'tpu') three workers in turn use the real devices: the targets' cases (each
+  DCGAN comparison with PyTorch at `GPU_SIZES`, then the same size in bfloat16; the MLP
+  with 100 steps per call, and fed by the ring input); the MLP comparison alone; then the
+  population sweeps, input, checkpoint and loss cases (digits needs a prepared TFDS
+  directory: left out).
   """
   from ganjax import losses  # pylint: disable=g-import-not-at-top
 
@@ -72,29 +73,28 @@ def plan(quick: bool, platform: str = 'cpu') -> list[tuple[int, list[dict]]]:
 
   if platform != 'cpu':
     models = ('mlp', 'dcgan32') + (() if quick else ('dcgan64',))
-    # The MLP comparison comes after the other targets' cases: its CUDA-graph peer once hit
-    # an illegal memory access that left the process's GPU context unusable
-    # (benchmarks/probe_cuda_graph.py).
-    # Each DCGAN comparison is followed by its bfloat16 step, the cheap MLP cases come
-    # early, and the MLP comparison last: its CUDA-graph peer once hit an illegal memory
-    # access that left the process's GPU context unusable (benchmarks/probe_cuda_graph.py).
+    # Each DCGAN comparison is followed by its bfloat16 step, and the cheap MLP cases come
+    # early. The MLP comparison runs in a worker process of its own: its CUDA-graph peer once
+    # hit an illegal memory access that left its process's GPU context unusable, taking
+    # every later case in that process down with it (benchmarks/probe_cuda_graph.py).
     bf16 = lambda m: dict(kind='step', model=m, overrides={**GPU_SIZES[m], **BFLOAT16})
     cases = [dict(kind='compare', model='dcgan32', overrides=GPU_SIZES['dcgan32']),
              bf16('dcgan32'), dict(kind='step', model='mlp', overrides=HUNDRED_PER_CALL),
              dict(kind='compare', model='dcgan64', overrides=GPU_SIZES['dcgan64']),
              bf16('dcgan64'),
-             dict(kind='real_vs_synthetic', model='mlp', overrides=HUNDRED_PER_CALL),
-             dict(kind='compare', model='mlp', overrides=GPU_SIZES['mlp'])]
+             dict(kind='real_vs_synthetic', model='mlp', overrides=HUNDRED_PER_CALL)]
+    rest = []
     if not quick:  # the default batch (64) of the image models
-      cases += [dict(kind='compare', model=m) for m in ('dcgan32', 'dcgan64')]
-    cases += [dict(kind='step', model=m, population=p) for m in models for p in (1, 4, 16)]
-    cases += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
-    cases += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),
-              dict(kind='real_vs_synthetic', model='mlp', overrides=TEN_PER_CALL)]
-    cases += [dict(kind='checkpoint', model=m) for m in ('mlp', 'dcgan32')]
-    cases += [dict(kind='step', model=m, loss=n) for m in models
-              for n in (('wgan',) if quick else losses.names()) if n != 'classic']
-    return [(None, cases)]
+      rest += [dict(kind='compare', model=m) for m in ('dcgan32', 'dcgan64')]
+    rest += [dict(kind='step', model=m, population=p) for m in models for p in (1, 4, 16)]
+    rest += [dict(kind='input', dataset='ring'), dict(kind='real_vs_synthetic', model='mlp')]
+    rest += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),
+             dict(kind='real_vs_synthetic', model='mlp', overrides=TEN_PER_CALL)]
+    rest += [dict(kind='checkpoint', model=m) for m in ('mlp', 'dcgan32')]
+    rest += [dict(kind='step', model=m, loss=n) for m in models
+             for n in (('wgan',) if quick else losses.names()) if n != 'classic']
+    mlp_compare = [dict(kind='compare', model='mlp', overrides=GPU_SIZES['mlp'])]
+    return [(None, cases), (None, mlp_compare), (None, rest)]
   io = [dict(kind='input', dataset=d) for d in ('ring', 'digits')]
   io += [dict(kind='real_vs_synthetic', model=m) for m in ('mlp', 'digits')]
   io += [dict(kind='step', model='mlp', overrides=TEN_PER_CALL),

@@ -4,10 +4,10 @@
 # and PyTorch (CUDA); ml_collections travels as a wheel in .whl/ or .whl/suite/
 # (tests/fetch_gpu_wheels.sh).
 # Runs the harness on the real GPU (`--platform gpu --quick`): the targets' cases first
-# (DCGAN-32 b512, DCGAN-64 b256 and the MLP b512 against PyTorch eager, CUDA graph and
-# torch.compile; the same DCGANs in bfloat16; the MLP with 100 steps per call, synthetic
-# and fed by the ring input), then the population, input, checkpoint and loss cases while
-# the time lasts. Writes bench_quick_gpu.{jsonl,md}, bench_gpu.log, flops.txt and
+# (DCGAN-32 b512 and DCGAN-64 b256 against PyTorch eager, CUDA graph and torch.compile,
+# each followed by its bfloat16 step; the MLP with 100 steps per call, synthetic and fed by
+# the ring input), then the MLP b512 comparison in a process of its own, then the
+# population, input, checkpoint and loss cases while the time lasts. Writes bench_quick_gpu.{jsonl,md}, bench_gpu.log, flops.txt and
 # nvidia_smi.txt to OUT and prints the achieved TFLOP/s of every case and the targets.
 #
 #   bash benchmarks/gpu_run.sh OUT [DEADLINE_S]

@@ -1,5 +1,8 @@
 """Which mix of JAX and a PyTorch CUDA graph in one process hits an illegal memory access.
 
+The first six probes all passed on an H200 (benchmarks/results/h200/probe_cuda_graph.txt);
+the seventh (torch.compile first) has not run yet.
+
 On an H200 (jax 0.11.2, torch 2.11.0+cu130) the MLP comparison's CUDA-graph peer failed with
 ``CUDA_ERROR_ILLEGAL_ADDRESS`` on its first replay after a ganjax step, poisoning the process
 (every later JAX call failed too), while the DCGAN comparisons ran. Each probe runs in a fresh
@@ -23,6 +26,8 @@ PROBES = {
     'same, capture_error_mode=thread_local': ('mixed', {'PROBE_CAPTURE_MODE': 'thread_local'}),
     'same, DCGAN-32': ('mixed', {'PROBE_MODEL': 'dcgan32'}),
     'same, CUDA_LAUNCH_BLOCKING=1 (the failing kernel)': ('mixed', {'CUDA_LAUNCH_BLOCKING': '1'}),
+    # Both crashed processes had run torch.compile (reduce-overhead: CUDA-graph trees) first.
+    'torch.compile peer first, then the harness order': ('mixed', {'PROBE_COMPILE_FIRST': '1'}),
 }
 
 
@@ -46,6 +51,11 @@ def _probe(kind: str) -> None:
     print(f'  {(time.perf_counter() - t) / 200 * 1e3:.3f} ms per replayed step (batch 512)')
     return
   run = cases.JaxStep(model, overrides=cases.GPU_SIZES[model])
+  if os.environ.get('PROBE_COMPILE_FIRST'):
+    compiled, _ = cases._torch_step(run, 'compile')  # pylint: disable=protected-access
+    for _ in range(5):
+      compiled()
+      run.blocking_step()
   fn, _ = cases._torch_step(run, 'cuda_graph')  # pylint: disable=protected-access
   fn()  # capture + first replay
   for i in range(5):

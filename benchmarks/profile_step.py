@@ -25,8 +25,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 KINDS = (  # first match wins
-    ('convolution', re.compile(r'conv|cudnn|implicit_gemm|xmma_fprop|xmma_dgrad|xmma_wgrad|'
-                               r'fprop|dgrad|wgrad', re.I)),
+    ('convolution', re.compile(r'conv(?!ert)|cudnn|implicit_gemm|xmma_fprop|xmma_dgrad|'
+                               r'xmma_wgrad|fprop|dgrad|wgrad', re.I)),  # not XLA's converts
     ('matmul', re.compile(r'gemm|dot|cublas|cutlass|sm90_xmma|matmul', re.I)),
     ('copy/transpose', re.compile(r'copy|transpose|memcpy|memset', re.I)),
     ('reduction', re.compile(r'reduce|reduction', re.I)),

@@ -28,7 +28,7 @@ from ganjax import models  # pylint: disable=wrong-import-position
 class NativeUpsample2x(models.Upsample2x):
   """``ConvTranspose2d(k=4, s=2, p=1)`` as XLA's transposed convolution: the input dilated
   by 2, padded by 2, convolved with the spatially flipped kernel (same function and
-  parameters as `models.Upsample2x`; tests/test_models.py's reference checks the form)."""
+  parameters as `models.Upsample2x`: tests/test_models.py checks it)."""
 
   @nn.compact
   def __call__(self, x):

@@ -131,9 +131,9 @@ def make_config(row: Row, quick: bool, steps_per_call: int = 1):
   quarter = config.steps // 4
   config.eval_every = config.checkpoint_every = quarter
   config.log_every = max(1, config.steps // 50)  # a progress line (steps/s, ETA) every 2%
-  # Steps per compiled call change the speed, not the result (tests/test_train.py); they
-  # must divide the evaluation and log points.
-  config.steps_per_call = math.gcd(steps_per_call, quarter, config.log_every)
+  # Steps per compiled call change the speed, not the result beyond round-off (bitwise on
+  # the CPU; tests/test_train.py); they must divide the steps, evaluation and log points.
+  config.steps_per_call = math.gcd(steps_per_call, config.steps, quarter, config.log_every)
   return config
 
 

@@ -128,7 +128,8 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
   of ``Tr(C)``, and for equal statistics the result is within about 2e-6·Tr(C)
   of 0 (it can be slightly negative; it is not clipped). Cost: two ``eigh``
   and one SVD of d x d matrices (d = 2048 takes about 2 s on two CPU cores), which run on
-  JAX's CPU backend whatever the default device (`_on_host_cpu`).
+  JAX's CPU backend whatever the default device, unless called under an outer jit
+  (`_on_host_cpu`).
 
   Returns a scalar array (jit-compatible).
   """
@@ -148,13 +149,13 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
 
 
 def _on_host_cpu(*arrays: jax.Array) -> tuple[jax.Array, ...]:
-  """`arrays` on JAX's CPU backend, for FD's d x d eigh and SVD in LAPACK: cuSOLVER's float32
-  ones were 8.6e-4 off float64 on an H200, LAPACK's 4.5e-6 (benchmarks/NOTES.md, 15). Inside
-  a trace (tracers) the arrays stay where the trace runs."""
-  if any(isinstance(a, getattr(jax.core, 'Tracer', ())) for a in arrays):
+  """`arrays` on this process's CPU device, for FD's d x d eigh and SVD in LAPACK (on an
+  H200, FD through cuSOLVER's float32 ones was 8.6e-4 off float64, through LAPACK 4.5e-6:
+  benchmarks/NOTES.md, 15). Tracers (under an outer jit) stay where the trace runs."""
+  if any(isinstance(a, jax.core.Tracer) for a in arrays):
     return arrays
   try:
-    return tuple(jax.device_put(arrays, jax.devices('cpu')[0]))
+    return tuple(jax.device_put(arrays, jax.local_devices(backend='cpu')[0]))
   except RuntimeError:  # JAX_PLATFORMS without cpu
     return arrays
 

@@ -92,3 +92,13 @@ def test_model_errors():
     models.get('mlp').build((8, 8, 1))
   with pytest.raises(ValueError, match=r"\['width'\] do not apply to model mlp"):
     models.get('mlp').build((2,), {'width': 3})
+
+
+def test_the_native_transposed_convolution_of_the_benchmark_is_the_same_layer(highest_precision):
+  # benchmarks/upsample_ab.py times this form against Upsample2x: it must be the same function.
+  from benchmarks.upsample_ab import NativeUpsample2x  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.PRNGKey(4), (2, 5, 6, 3))
+  layer = models.Upsample2x(4, conv_impl='lax')
+  variables = layer.init(jax.random.PRNGKey(5), x)
+  np.testing.assert_allclose(NativeUpsample2x(4, conv_impl='lax').apply(variables, x),
+                             layer.apply(variables, x), atol=1e-6)

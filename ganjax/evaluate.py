@@ -128,8 +128,7 @@ def frechet_distance_from_stats(mu1: Array, cov1: Array, mu2: Array, cov2: Array
   of ``Tr(C)``, and for equal statistics the result is within about 2e-6·Tr(C)
   of 0 (it can be slightly negative; it is not clipped). Cost: two ``eigh``
   and one SVD of d x d matrices (d = 2048 takes about 2 s on two CPU cores), which run on
-  JAX's CPU backend whatever the default device, unless called under an outer jit
-  (`_on_host_cpu`).
+  JAX's CPU backend whatever the default device, outside an outer jit (`_on_host_cpu`).
 
   Returns a scalar array (jit-compatible).
   """

@@ -13,6 +13,10 @@ gdppgan_Synthetic.py; reference/published-2d-tables.md, recipe B):
 - loss: the notebook's D minimises the classic cross-entropy; its G minimises the
   saturating (minimax) game value against the unrolled D: `generator='minimax'`.
 - unrolling: 5 look-ahead D steps for the Unrolled GAN row (`unroll_steps=5`); 0 for GAN.
+- update order: one `sess.run([[loss, unrolled_loss], g_train_op, d_train_op])` per
+  iteration (the notebook; GDPP: `sess.run([g_train_op, d_train_op])`) updates D and G
+  together from one batch, G against D before its update (and unrolling from it):
+  `update_order='simultaneous'`. A loss whose n_dis > 1 (WGAN-GP) needs 'alternating'.
 - data: the notebook's ring, `np.linspace(0, 2π, 8)`, repeats its first angle at its
   last: 7 distinct modes. ganjax keeps its 8 distinct modes (PacGAN's ring, radius 1,
   std 0.01), so numbers "of 8" from GDPP and the notebook were measured on 7.
@@ -36,6 +40,7 @@ def unrolled(name: str, dataset: str):
   c.g_optimizer.learning_rate, c.d_optimizer.learning_rate = 1e-3, 1e-4
   for opt in (c.g_optimizer, c.d_optimizer):
     opt.b1, opt.b2 = 0.5, 0.999
+  c.update_order = 'simultaneous'
   c.penalty_weight = 0.1  # WGAN-GP's toy λ (Gulrajani et al., gan_toy.py), if --loss=wgan
   c.log_every, c.eval_every, c.checkpoint_every = 1000, 5000, 5000
   return c

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 
@@ -40,7 +41,7 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from experiments.compare_losses import mean_se, read_curves, variants  # pylint: disable=wrong-import-position
-from ganjax import train  # pylint: disable=wrong-import-position
+from ganjax import losses, resolve, train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 METRICS = ('modes', 'hq_fraction', 'reverse_kl')
@@ -94,11 +95,16 @@ def _recipe_b_rows() -> list[Row]:
                            'with its own notebook (recipe C)' if name == 'GAN' else ''))
   for dataset, (modes, hq) in {'ring': (6.8, 59.6), 'grid': (24.2, 28.7)}.items():
     rows.append(Row('GDPP T1', 'WGAN-GP', dataset, f'unrolled_{dataset}',
-                    (('loss', 'wgan'), ('loss_options.generator', None)), 5,
+                    (('loss', 'wgan'), ('loss_options.generator', None)) + _N_DIS_ORDER, 5,
                     {'modes': (modes, None), 'hq': (hq, None)},
                     note='λ 0.1 (toy λ), n_dis 5; GDPP\'s ring has 7 distinct modes'
                          if dataset == 'ring' else 'λ 0.1 (toy λ), n_dis 5'))
   return rows
+
+
+# WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
+# one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.
+_N_DIS_ORDER = (('update_order', 'alternating'),)
 
 
 def _beyond_rows() -> list[Row]:
@@ -107,6 +113,7 @@ def _beyond_rows() -> list[Row]:
   methods = {'plain': (), 'pack 4': (('pack', 4),), 'unroll 5': (('unroll_steps', 5),)}
   for label, (loss, options) in variants().items():
     fields = (('loss', loss), ('loss_options.generator', options.get('generator')))
+    fields += _N_DIS_ORDER if losses.get(loss).n_dis > 1 else ()
     for dataset in ('ring', 'grid'):
       for method, extra in methods.items():
         rows.append(Row('beyond', f'{label}, {method}', dataset, f'unrolled_{dataset}',
@@ -137,6 +144,48 @@ def make_config(row: Row, quick: bool, steps_per_call: int = 1):
   return config
 
 
+def recipe(config) -> dict:
+  """What defines a row's result: its resolved config, flattened, without the fields that
+  only schedule or report (`workdir.NOT_DEFINING`) except `steps`. Stored with the row; a
+  stored row whose recipe differs from its config's today is stale and runs again."""
+  flat = workdir.flatten(json.loads(resolve.resolve_config(config).config.to_json()))
+  return {k: v for k, v in flat.items()
+          if k == 'steps' or k.split('.')[0] not in workdir.NOT_DEFINING}
+
+
+def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:
+  """``{field: [stored, now]}`` where a stored row's recipe differs from the row's today."""
+  now = recipe(make_config(row, quick))
+  then = stored.get('recipe', {})
+  return {k: [then.get(k), now.get(k)] for k in sorted(then.keys() | now.keys())
+          if then.get(k) != now.get(k)}
+
+
+def _same_recipe(results: dict, row: Row, quick: bool = False) -> dict | None:
+  """A stored result of another row with exactly this row's recipe (VEEGAN's GAN row is
+  the beyond table's minimax row; GDPP's WGAN-GP row its wgan-gp row), or None."""
+  now = recipe(make_config(row, quick))
+  return next((r for r in results.values() if r.get('recipe') == now), None)
+
+
+def reuse(result: dict, row: Row) -> dict:
+  """`result` (of a row with the same recipe) as the result of `row`."""
+  new = {k: v for k, v in result.items() if k not in ('published', 'verdict', 'z', 'note')}
+  new.update(table=row.table, row=row.row, dataset=row.dataset, config=row.config,
+             overrides=dict(row.overrides),
+             same_run_as=f'{result["table"]}/{result["row"]}/{result["dataset"]}')
+  if row.published:
+    new['published'] = {k: list(v) for k, v in row.published.items()}
+    new['verdict'], new['z'] = verdict(row.published, new['ganjax'])
+  if row.note:
+    new['note'] = row.note
+  return new
+
+
+def _workdir(out: str, row: Row) -> str:
+  return os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__'))
+
+
 def hardware() -> str:
   device = jax.devices()[0]
   return (f'{device.device_kind} x {jax.device_count()} ({device.platform}), '
@@ -145,12 +194,12 @@ def hardware() -> str:
 
 def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
   config = make_config(row, quick, steps_per_call)
-  workdir = os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__'))
+  run_dir = _workdir(out, row)
   start = time.time()
-  summary = train.train_and_evaluate(config, workdir)
+  summary = train.train_and_evaluate(config, run_dir)
   if summary['preempted']:
     return {}
-  curves = {m: read_curves(workdir, config.population, m) for m in METRICS}
+  curves = {m: read_curves(run_dir, config.population, m) for m in METRICS}
   checkpoints = sorted({s for c in curves['modes'].values() for s, _ in c})
   along = {}
   for step in checkpoints:
@@ -162,6 +211,7 @@ def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
       'table': row.table, 'row': row.row, 'dataset': row.dataset, 'config': row.config,
       'overrides': dict(row.overrides), 'seeds': config.population, 'steps': config.steps,
       'hardware': hardware(), 'steps_per_call': config.steps_per_call,
+      'recipe': recipe(config),
       'wall_time_s': round(time.time() - start, 1),
       'ganjax': {'modes': mean_se([m['modes'] for m in members]),
                  'hq': mean_se([100 * m['hq_fraction'] for m in members]),
@@ -231,14 +281,17 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                 '|---|---|---|---|---|---|---|']
     for row in chosen:
       r = results.get(row.key)
-      if r is None:  # the published numbers, and what the row would cost
+      changed = stale_fields(r, row, quick) if r is not None else {}
+      if r is None or changed:  # the published numbers, and what the row would cost
+        if changed:
+          row = dataclasses.replace(row, note=f'stale, to rerun: {workdir.describe(changed)}')
         steps = make_config(row, quick).steps
         if table == 'reproduction':
           cells = [row.table, row.row, row.dataset, _fmt(row.published['modes']), 'not run',
                    _fmt(row.published['hq']), 'not run', '', row.note, f'{steps:,}, '
                    f'{row.seeds}', '']
         else:
-          cells = [row.row, row.dataset, 'not run', '', '', f'{steps:,}', '']
+          cells = [row.row, row.dataset, 'not run', row.note, '', f'{steps:,}', '']
         lines.append('| ' + ' | '.join(cells) + ' |')
         continue
       along = ' / '.join(f'{v["modes"][0]:.1f}' for v in r['along_training'].values())
@@ -247,7 +300,7 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
         cells = [r['table'], r['row'], r['dataset'], _fmt(p['modes']), _fmt(r['ganjax']['modes']),
                  _fmt(p['hq']), _fmt(r['ganjax']['hq']),
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
-                     f' ({r["note"]})' if r.get('note') else ''),
+                     f' ({row.note})' if row.note else ''),  # today's note: causes found later
                  f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along]
       else:
         cells = [r['row'], r['dataset'], _fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
@@ -288,7 +341,8 @@ def main(argv=None):
   if args.list:
     for r in rows:
       done = results.get(r.key)
-      print(f'{r.key:45s} {"done" if done else "-":5s} seeds {r.seeds}, '
+      status = '-' if not done else 'stale' if stale_fields(done, r) else 'done'
+      print(f'{r.key:45s} {status:5s} seeds {r.seeds}, '
             f'config {r.config} {dict(r.overrides)}')
     return
   if args.rows:
@@ -302,7 +356,21 @@ def main(argv=None):
     parser.error('choose --rows, --table, --list or --quick.')
   for i, row in enumerate(todo):
     if row.key in results:
-      print(f'[{i + 1}/{len(todo)}] {row.key}: stored in {path}', flush=True)
+      changed = stale_fields(results[row.key], row, args.quick)
+      if not changed:
+        print(f'[{i + 1}/{len(todo)}] {row.key}: stored in {path}', flush=True)
+        continue
+      print(f'[{i + 1}/{len(todo)}] {row.key}: stored, but its recipe changed since '
+            f'({workdir.describe(changed)}): running it again', flush=True)
+      del results[row.key]
+      shutil.rmtree(_workdir(out, row), ignore_errors=True)
+    same = _same_recipe(results, row, args.quick)
+    if same is not None:
+      results[row.key] = reuse(same, row)
+      print(f'[{i + 1}/{len(todo)}] {row.key}: the recipe of {same["table"]}/{same["row"]}/'
+            f'{same["dataset"]}, whose result it takes', flush=True)
+      with open(path, 'w') as f:
+        json.dump(list(results.values()), f, indent=1)
       continue
     config = make_config(row, args.quick, args.steps_per_call)
     print(f'[{i + 1}/{len(todo)}] {datetime.datetime.now():%H:%M:%S} {row.key}: '

@@ -52,14 +52,14 @@ class StepConfig:
   pack: int = 1                 # D sees packs of m samples (PacGAN); 1: single samples
   unroll_steps: int = 0         # G's loss against D after k look-ahead updates (Unrolled GAN)
   update_order: str = 'alternating'  # or 'simultaneous': G's update uses the pre-update D
+  #   (and, with unroll_steps, looks ahead from it), as the Unrolled GAN notebook and PacGAN do
 
   def __post_init__(self):
     if self.update_order not in UPDATE_ORDERS:
       raise ValueError(f'update_order={self.update_order!r}; valid: {", ".join(UPDATE_ORDERS)}.')
-    if self.update_order == 'simultaneous' and (self.n_dis != 1 or self.unroll_steps):
+    if self.update_order == 'simultaneous' and self.n_dis != 1:
       raise ValueError(f'update_order=simultaneous updates D and G once each from one batch; '
-                       f'it needs n_dis=1 and unroll_steps=0, got n_dis={self.n_dis}, '
-                       f'unroll_steps={self.unroll_steps}.')
+                       f'it needs n_dis=1, got n_dis={self.n_dis}.')
 
 
 UPDATE_ORDERS = ('alternating', 'simultaneous')

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from experiments import reproduce_2d
 
 
@@ -43,3 +45,50 @@ def test_quick_run_writes_the_report(tmp_path):
   # A rerun reuses the stored rows.
   reproduce_2d.main(['--quick', f'--out={tmp_path}'])
   assert json.loads((tmp_path / 'reproduce_2d.json').read_text()) == results
+
+
+def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_run():
+  rows = {r.key: r for r in reproduce_2d.all_rows()}
+  gan = rows['VEEGAN T1/GAN/ring']
+  config = reproduce_2d.make_config(gan, quick=False)
+  stored = {'table': gan.table, 'row': gan.row, 'dataset': gan.dataset,
+            'recipe': reproduce_2d.recipe(config),
+            'ganjax': {'modes': [7.0, 0.3], 'hq': [50.0, 2.0], 'reverse_kl': [0.1, 0.01]},
+            'published': {'modes': [1, None], 'hq': [99.3, None]}, 'verdict': 'not reproduced'}
+  assert reproduce_2d.stale_fields(stored, gan) == {}
+  assert stored['recipe']['steps'] == 25_000 and 'log_every' not in stored['recipe']
+  config.update_order = 'alternating'  # what recipe B's rows ran with before the notebook's order
+  before = dict(stored, recipe=reproduce_2d.recipe(config))
+  assert reproduce_2d.stale_fields(before, gan) == {
+      'update_order': ['alternating', 'simultaneous']}
+  # The beyond table's minimax ring row is VEEGAN's GAN row: it takes that run's result,
+  # without VEEGAN's published numbers; the hinge row is another recipe.
+  minimax = rows['beyond/classic (minimax), plain/ring']
+  assert reproduce_2d._same_recipe({gan.key: stored}, minimax) is stored
+  assert reproduce_2d._same_recipe({gan.key: before}, minimax) is None
+  assert reproduce_2d._same_recipe({gan.key: stored}, rows['beyond/hinge, plain/ring']) is None
+  taken = reproduce_2d.reuse(stored, minimax)
+  assert (taken['table'], taken['row'], taken['same_run_as']) == (
+      'beyond', 'classic (minimax), plain', 'VEEGAN T1/GAN/ring')
+  assert 'published' not in taken and 'verdict' not in taken
+  assert taken['ganjax'] == stored['ganjax']
+  # WGAN-GP's 5 critic updates alternate with G's, in GDPP's row and the beyond table alike.
+  for key in ('GDPP T1/WGAN-GP/grid', 'beyond/wgan-gp, unroll 5/ring'):
+    assert reproduce_2d.make_config(rows[key], quick=False).update_order == 'alternating'
+
+
+def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_path):
+  pytest.importorskip('torch')
+  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
+  runs = {}
+  for name, order in (('a', 'simultaneous'), ('b', 'simultaneous'), ('c', 'alternating')):
+    recipe_b_torch.main(['--quick', '--order', order, f'--out={tmp_path / name}'])
+    runs[name] = json.loads(
+        (tmp_path / name / f'recipe_b_torch_ring_{order}.json').read_text())
+  a = runs['a']
+  assert (a['seeds'], a['steps'], a['order']) == (2, 40, 'simultaneous')
+  assert [p['step'] for p in a['per_seed'][0]] == [10, 20, 30, 40]
+  assert all(0 <= p['modes'] <= 8 and 0 <= p['hq_fraction'] <= 1
+             for run in a['per_seed'] for p in run)
+  assert a['per_seed'] == runs['b']['per_seed']  # seeded: a rerun is the same run
+  assert a['per_seed'] != runs['c']['per_seed']  # G after D's update is another algorithm

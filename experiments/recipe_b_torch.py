@@ -1,0 +1,136 @@
+"""Recipe B's GAN row in PyTorch, written from the Unrolled GAN notebook without ganjax.
+
+    .venv/bin/python experiments/recipe_b_torch.py                        # 5 seeds x 25,000 steps
+    .venv/bin/python experiments/recipe_b_torch.py --order alternating    # G after D's update
+    .venv/bin/python experiments/recipe_b_torch.py --quick                # smoke test (the suite)
+
+An independent check of ganjax's recipe-B rows (experiments/reproduce_2d.py, VEEGAN T1 GAN):
+the same recipe (poolio/unrolled_gan, "Unrolled GAN demo.ipynb"; configs/unrolled_ring.py
+lists every setting and its source) in another framework, scored by the same metric
+(`ganjax.mixture_metrics.mode_metrics`, 2,500 samples). Only the metric is ganjax's.
+
+- Networks: z 256-d N(0, I); G 256-128-128-2 and D 2-128-128-1, tanh; orthogonal weights
+  with gain 1.4, zero biases (the notebook's `slim.arg_scope`).
+- Loss: D minimises mean(softplus(-D(x)) + softplus(D(G(z)))); G minimises the negated
+  game value, mean(-softplus(D(G(z)))) (saturating/minimax, `g_train_op` on `-loss`).
+- Adam: G 1e-3, D 1e-4, betas (0.5, 0.999), eps 1e-8; batch 512; fresh data each step.
+- Order: `simultaneous` (the notebook's one `sess.run` of both train ops: both gradients at
+  the same parameters, one batch); `alternating`: G's gradient after D's update, fresh z.
+- Data: ganjax's ring (8 modes at angles 2πk/8, radius 1, std 0.01) or grid.
+
+Writes ``<out>/recipe_b_torch_<dataset>_<order>.json``: per seed, modes / HQ / reverse KL at
+25, 50, 75 and 100% of the steps, and their mean ± standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # pylint: disable=wrong-import-position
+import torch  # pylint: disable=wrong-import-position
+from torch import nn  # pylint: disable=wrong-import-position
+from torch.nn import functional as F  # pylint: disable=wrong-import-position
+
+from experiments.compare_losses import mean_se  # pylint: disable=wrong-import-position
+from ganjax import data, mixture_metrics  # pylint: disable=wrong-import-position
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+
+
+def mlp(widths: list[int]) -> nn.Sequential:
+  layers = []
+  for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    linear = nn.Linear(a, b)
+    nn.init.orthogonal_(linear.weight, gain=1.4)
+    nn.init.zeros_(linear.bias)
+    layers += [linear] + ([nn.Tanh()] if i < len(widths) - 2 else [])
+  return nn.Sequential(*layers)
+
+
+def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: str,
+               hidden: int = 128, z_dim: int = 256, batch: int = 512) -> list[dict]:
+  """One run; the metrics at 25/50/75/100% of `steps`."""
+  torch.manual_seed(seed)
+  rng = np.random.default_rng(seed)
+  gen, disc = mlp([z_dim, hidden, hidden, 2]), mlp([2, hidden, hidden, 1])
+  g_opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999), eps=1e-8)
+  d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
+  means = torch.as_tensor(centers, dtype=torch.float32)
+  points, out = {steps * q // 4 for q in (1, 2, 3, 4)}, []
+
+  def real_batch():
+    k = torch.as_tensor(rng.integers(len(centers), size=batch))
+    return means[k] + std * torch.randn(batch, 2)
+
+  def g_loss(fake):
+    return -F.softplus(disc(fake)).mean()
+
+  for step in range(1, steps + 1):
+    x, z = real_batch(), torch.randn(batch, z_dim)
+    fake = gen(z)
+    d_loss = (F.softplus(-disc(x)) + F.softplus(disc(fake.detach()))).mean()
+    d_grads = torch.autograd.grad(d_loss, list(disc.parameters()))
+    if order == 'simultaneous':  # both gradients at the same parameters, one batch
+      g_grads = torch.autograd.grad(g_loss(fake), list(gen.parameters()))
+    for p, g in zip(disc.parameters(), d_grads):
+      p.grad = g
+    d_opt.step()
+    if order == 'alternating':  # G against the updated D, fresh noise
+      g_grads = torch.autograd.grad(g_loss(gen(torch.randn(batch, z_dim))),
+                                    list(gen.parameters()))
+    for p, g in zip(gen.parameters(), g_grads):
+      p.grad = g
+    g_opt.step()
+    if step in points:
+      with torch.no_grad():
+        samples = gen(torch.randn(2500, z_dim)).numpy()
+      metrics = mixture_metrics.mode_metrics(samples, centers, std)
+      out.append({'step': step, **{k: metrics[k] for k in ('modes', 'hq_fraction',
+                                                            'reverse_kl')}})
+  return out
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--dataset', choices=('ring', 'grid'), default='ring')
+  parser.add_argument('--order', choices=('simultaneous', 'alternating'), default='simultaneous')
+  parser.add_argument('--seeds', type=int, default=5)
+  parser.add_argument('--steps', type=int, default=25_000)
+  parser.add_argument('--quick', action='store_true', help='2 seeds x 40 steps, width 16')
+  parser.add_argument('--out', default=OUT)
+  args = parser.parse_args(argv)
+  if args.seeds < 1 or args.steps < 4:
+    parser.error(f'need --seeds >= 1 and --steps >= 4; got {args.seeds}, {args.steps}.')
+  seeds, steps = (2, 40) if args.quick else (args.seeds, args.steps)
+  torch.set_num_threads(1)
+  mixture = data.Dataset(args.dataset, 1).mixture
+  centers, std = np.asarray(mixture.centers), float(mixture.std)
+  runs, start = [], time.time()
+  for seed in range(seeds):
+    runs.append(train_seed(seed, centers, std, steps, args.order,
+                           hidden=16 if args.quick else 128))
+    last = runs[-1][-1]
+    print(f'seed {seed}: modes {last["modes"]}, HQ {100 * last["hq_fraction"]:.1f}% '
+          f'({time.time() - start:.0f} s)', flush=True)
+  summary = {'modes': mean_se([r[-1]['modes'] for r in runs]),
+             'hq': mean_se([100 * r[-1]['hq_fraction'] for r in runs]),
+             'reverse_kl': mean_se([r[-1]['reverse_kl'] for r in runs])}
+  result = {'recipe': 'B (Unrolled GAN notebook), GAN row, PyTorch', 'dataset': args.dataset,
+            'order': args.order, 'seeds': seeds, 'steps': steps, 'torch': torch.__version__,
+            'wall_time_s': round(time.time() - start, 1), 'summary': summary, 'per_seed': runs}
+  os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, f'recipe_b_torch_{args.dataset}_{args.order}.json')
+  with open(path, 'w') as f:
+    json.dump(result, f, indent=1)
+  print(f'modes {summary["modes"][0]:.1f} ± {summary["modes"][1]:.1f}, HQ '
+        f'{summary["hq"][0]:.1f} ± {summary["hq"][1]:.1f}%; wrote {path}')
+
+
+if __name__ == '__main__':
+  main()

@@ -24,6 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import logging  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
 from ganjax import losses, train  # pylint: disable=wrong-import-position
@@ -94,6 +95,13 @@ def read_curves(workdir, population, metric):
     if tag in acc.Tags()['scalars']:
       curves[i] = [(e.step, e.value) for e in acc.Scalars(tag)]
   return curves
+
+
+def show_progress() -> None:
+  """Shows the train loop's progress lines (steps/s, ETA), not every library's INFO."""
+  logging.set_verbosity(logging.INFO)
+  logging.get_absl_logger().addFilter(
+      lambda r: r.levelno >= 30 or f'{os.sep}ganjax{os.sep}' in r.pathname)  # 30: WARNING
 
 
 def mean_se(values):
@@ -249,6 +257,7 @@ def main(argv=None):
   parser.add_argument('--data_dir', default='', help='TFDS data dir for digits')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args(argv)
+  show_progress()
   for module in args.imports:
     importlib.import_module(module)
   for name in args.losses or ():

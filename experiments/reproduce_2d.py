@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from experiments.compare_losses import mean_se, read_curves, variants  # pylint: disable=wrong-import-position
+from experiments.compare_losses import mean_se, read_curves, show_progress, variants  # pylint: disable=wrong-import-position
 from ganjax import losses, resolve, train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -324,6 +324,7 @@ def main(argv=None):
                       help='steps per compiled call (speed only; e.g. 50 on an accelerator); '
                            'reduced to divide each row\'s evaluation and log points')
   args = parser.parse_args(argv)
+  show_progress()
   if args.steps_per_call < 1:
     parser.error(f'--steps_per_call must be at least 1, got {args.steps_per_call}.')
   out = args.out or (os.path.join(OUT, 'quick') if args.quick else OUT)

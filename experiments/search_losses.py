@@ -36,7 +36,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_losses  # pylint: disable=wrong-import-position  (puts the repository on sys.path)
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
-from absl import logging  # pylint: disable=wrong-import-position
 
 from ganjax import losses, train  # pylint: disable=wrong-import-position
 
@@ -576,10 +575,7 @@ def main(argv=None):
     args.rerun_steps = 3 * args.steps
   if args.rerun_steps % args.steps:
     parser.error(f'--rerun_steps={args.rerun_steps} must be a multiple of --steps={args.steps}.')
-  # The train loop's progress lines (steps/s, ETA), not every library's INFO messages.
-  logging.set_verbosity(logging.INFO)
-  logging.get_absl_logger().addFilter(
-      lambda r: r.levelno >= 30 or f'{os.sep}ganjax{os.sep}' in r.pathname)  # 30: WARNING
+  compare_losses.show_progress()
   run(args)
 
 

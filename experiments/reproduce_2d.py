@@ -91,8 +91,7 @@ def _recipe_b_rows() -> list[Row]:
       unroll = (('unroll_steps', 5),) if name == 'Unrolled GAN' else ()
       rows.append(Row('VEEGAN T1', name, dataset, f'unrolled_{dataset}', unroll, 5,
                       {'modes': (modes, None), 'hq': (hq, None)},
-                      note='recipe B (the Unrolled GAN notebook); VEEGAN ran its GAN row '
-                           'with its own notebook (recipe C)' if name == 'GAN' else ''))
+                      note=_VEEGAN_GAN_NOTES[dataset] if name == 'GAN' else ''))
   for dataset, (modes, hq) in {'ring': (6.8, 59.6), 'grid': (24.2, 28.7)}.items():
     rows.append(Row('GDPP T1', 'WGAN-GP', dataset, f'unrolled_{dataset}',
                     (('loss', 'wgan'), ('loss_options.generator', None)) + _N_DIS_ORDER, 5,
@@ -101,6 +100,16 @@ def _recipe_b_rows() -> list[Row]:
                          if dataset == 'ring' else 'λ 0.1 (toy λ), n_dis 5'))
   return rows
 
+
+# Causes found for VEEGAN T1's GAN rows (experiments/recipe_b_torch.py, the report's last
+# section): VEEGAN ran them in its own code (recipe C, whose discriminator is not published).
+_VEEGAN_GAN_NOTES = {
+    'ring': 'cause: the recipe. Under recipe B (the Unrolled GAN notebook) an independent '
+            'PyTorch port agrees with ganjax (section below); VEEGAN ran this row in its own '
+            'code (recipe C, not published in full)',
+    'grid': 'not settled by 5 seeds: the PyTorch port of recipe B (section below) agrees with '
+            'ganjax and lies nearer VEEGAN\'s numbers; VEEGAN ran this row in its own code '
+            '(recipe C)'}
 
 # WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
 # one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.
@@ -306,11 +315,40 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
         cells = [r['row'], r['dataset'], _fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
                  _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}', along]
       lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += _torch_check(out, results)
   done = [r for r in results.values()]
   if done:
     lines += ['', 'Hardware: ' + '; '.join(sorted({r['hardware'] for r in done})) + '.']
   with open(os.path.join(out, 'reproduce_2d.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
+
+
+def _torch_check(out: str, results: dict) -> list[str]:
+  """The report's section on experiments/recipe_b_torch.py's runs found in `out`, beside
+  ganjax's runs of the same recipe (VEEGAN T1's GAN rows)."""
+  lines = []
+  for dataset in ('ring', 'grid'):
+    for order in ('simultaneous', 'alternating'):
+      path = os.path.join(out, f'recipe_b_torch_{dataset}_{order}.json')
+      if not os.path.exists(path):
+        continue
+      with open(path) as f:
+        t = json.load(f)
+      ours = results.get(f'VEEGAN T1/GAN/{dataset}')
+      same = ours if ours and ours['recipe'].get('update_order') == order else None
+      lines.append(f'| {dataset} | {order} | {_fmt(t["summary"]["modes"])} | '
+                   f'{_fmt(t["summary"]["hq"])} | {t["seeds"]}, {t["steps"]:,} | ' + (
+                       f'{_fmt(same["ganjax"]["modes"])} | {_fmt(same["ganjax"]["hq"])} |'
+                       if same else ' |  |'))
+  if not lines:
+    return []
+  return ['', '## Recipe B in PyTorch: an independent check', '',
+          '`experiments/recipe_b_torch.py` trains recipe B\'s GAN row (the Unrolled GAN '
+          'notebook, minimax generator) in PyTorch, written from the notebook without ganjax; '
+          'only the metric is ganjax\'s. Where it agrees with ganjax and both disagree with a '
+          'published row, the recipe, not ganjax, is what differs.', '',
+          '| data | update order | PyTorch modes | PyTorch HQ % | seeds, steps | ganjax modes '
+          '| ganjax HQ % |', '|---|---|---|---|---|---|---|'] + lines
 
 
 def main(argv=None):

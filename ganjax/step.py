@@ -50,7 +50,8 @@ class StepConfig:
   skip_nonfinite: bool = False  # drop a member's update whose loss/grads are not finite
   population_chunk: int = 0     # members vmapped together, chunks in sequence; 0: all at once
   pack: int = 1                 # D sees packs of m samples (PacGAN); 1: single samples
-  unroll_steps: int = 0         # G's loss against D after k look-ahead updates (Unrolled GAN)
+  unroll_steps: int = 0         # G's loss against D after k look-ahead updates (Unrolled GAN;
+  #                               the surrogate includes D's real-data loss: `g_objective`)
   update_order: str = 'alternating'  # or 'simultaneous': G's update uses the pre-update D
   #   (and, with unroll_steps, looks ahead from it), as the Unrolled GAN notebook and PacGAN do
 
@@ -198,9 +199,19 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     return d_params, d_opt, d_stats, aux
 
   def g_objective(g_params, g_stats, d, z, real, key, penalty_weight):
-    """G's loss against discriminator ``d = (params, opt_state, stats)``; with
-    `unroll_steps` k, against D after k more of its updates on this batch, differentiated
-    through them (Metz et al. 2017). D's own update does not change."""
+    """G's loss against discriminator ``d = (params, opt_state, stats)``.
+
+    With `unroll_steps` k: Metz et al. 2017's surrogate, the game value at D after k more
+    of its updates on this batch, differentiated through them. Beside G's loss on the
+    look-ahead D's logits it holds the look-ahead D's loss on the real examples, negated:
+    that term reaches G through the updates. It is ``-loss.discriminator(real_k, 0)``, the
+    D loss with its fake logits at 0, so it depends on G through `real_k` alone (for the
+    registered losses D's loss is a real term plus a fake term; the fake term at 0 is a
+    constant). For the minimax classic loss the sum is the negated discriminator loss
+    that the Unrolled GAN notebook's G minimises, less the constant log 2. A loss whose
+    generator already reads the real logits (relativistic) gets no extra term. D's own
+    update does not change.
+    """
     fake, g_stats = g_apply(g_params, g_stats, z)
     fake = pack(fake, cfg.pack)
     d_params, d_opt, d_stats = d
@@ -209,8 +220,11 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
                                            jax.random.fold_in(key, i), penalty_weight)
     fake_logits, _ = d_apply(d_params, d_stats, fake)
     real_logits = (d_apply(d_params, d_stats, real)[0]
-                   if loss.needs_real_for_generator else None)
-    return loss.generator(fake_logits, real_logits, **g_opts), g_stats
+                   if loss.needs_real_for_generator or cfg.unroll_steps else None)
+    value = loss.generator(fake_logits, real_logits, **g_opts)
+    if cfg.unroll_steps and not loss.needs_real_for_generator:
+      value -= loss.discriminator(real_logits, jnp.zeros_like(fake_logits), **d_opts)
+    return value, g_stats
 
   def member_step(m, step, batch, penalty_weight):
     key = jax.random.fold_in(m['key'], step)

@@ -47,17 +47,18 @@ def test_pack_must_divide_each_device_share():
 
 # ---------------------------------------------------------------- unrolling --
 
-def _tiny_parts(unroll_steps, loss='classic'):
+def _tiny_parts(unroll_steps, loss='classic', with_pair=False, **options):
   cfg = tiny_config(loss=loss, unroll_steps=unroll_steps, batch_size=8,
                     **{'model_options.hidden': (6,), 'model_options.z_dim': 2,
                        'model_options.g_activation': 'tanh', 'model_options.d_activation': 'tanh',
-                       'd_optimizer.name': 'sgd', 'd_optimizer.learning_rate': 0.5})
+                       'd_optimizer.name': 'sgd', 'd_optimizer.learning_rate': 0.5, **options})
   run = resolve.resolve_config(cfg)
   pair = run.model.make((2,), 'float32', **run.model_options)
   state = step_lib.init_members(pair, run.step, (2,), run.seeds, run.g_learning_rate,
                                 run.d_learning_rate)
   m = jax.tree_util.tree_map(lambda x: x[0], state['members'])
-  return step_lib.make_per_device_step(pair, run.step), m
+  parts = step_lib.make_per_device_step(pair, run.step)
+  return (parts, m, pair) if with_pair else (parts, m)
 
 
 def _g_loss(parts, m, g_params, z, real):
@@ -90,6 +91,44 @@ def test_unrolled_generator_gradient_matches_finite_differences():
   plain_dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(plain),
                                                  jax.tree_util.tree_leaves(direction)))
   assert abs(float(plain_dot) - float(dot)) > 10 * (2e-2 * abs(float(dot)) + 1e-4)
+
+
+def test_unrolled_minimax_objective_is_the_notebooks_negated_discriminator_loss():
+  """The Unrolled GAN notebook's G minimises ``-loss`` at D after its look-ahead updates, the
+  real-data term included (it reaches G through the updates). Written out here for one SGD
+  look-ahead step, it matches the step's objective: the same gradient, and values that differ
+  by the constant log 2 (D's fake term at logit 0, `step.g_objective`)."""
+  parts, m, pair = _tiny_parts(unroll_steps=1, with_pair=True,
+                               **{'loss_options.generator': 'minimax'})
+  rng = np.random.default_rng(1)
+  z = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+  real = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+
+  def d_loss(d_params, fake):  # the notebook's `loss`: sigmoid cross-entropy, real 1, fake 0
+    logits = lambda x: pair.discriminator.apply({'params': d_params}, x)[..., 0]
+    return jnp.mean(jax.nn.softplus(-logits(real)) + jax.nn.softplus(logits(fake)))
+
+  def notebook(g_params):
+    fake = pair.generator.apply({'params': g_params}, z, train=True)
+    d0 = m['d_params']
+    d1 = jax.tree_util.tree_map(lambda p, g: p - 0.5 * g, d0, jax.grad(d_loss)(d0, fake))
+    return -d_loss(d1, fake)
+
+  ours = lambda g: _g_loss(parts, m, g, z, real)
+  g = m['g_params']
+  np.testing.assert_allclose(float(ours(g)), float(notebook(g)) - np.log(2.0), rtol=1e-5)
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                         jax.grad(ours)(g), jax.grad(notebook)(g))
+  # Without the real-data term (G's loss on fakes alone) the gradient is another one.
+  fake_only = lambda gp: -jnp.mean(jax.nn.softplus(pair.discriminator.apply(
+      {'params': jax.tree_util.tree_map(
+          lambda p, q: p - 0.5 * q, m['d_params'],
+          jax.grad(d_loss)(m['d_params'], pair.generator.apply({'params': gp}, z,
+                                                               train=True)))},
+      pair.generator.apply({'params': gp}, z, train=True))[..., 0]))
+  gap = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(
+      jax.tree_util.tree_leaves(jax.grad(ours)(g)), jax.tree_util.tree_leaves(jax.grad(fake_only)(g))))
+  assert gap > 1e-4
 
 
 @pytest.mark.parametrize('order', ['alternating', 'simultaneous'])

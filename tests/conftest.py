@@ -62,3 +62,11 @@ def on_one_cpu_device() -> bool:
 @pytest.fixture
 def workdir(tmp_path):
   return str(tmp_path / 'run')
+
+
+@pytest.fixture
+def highest_matmul_precision():
+  """Full float32 matmuls, whatever the platform's default (TF32 on GPUs): for tests whose
+  claim is about arithmetic (two computations of one function agree)."""
+  with jax.default_matmul_precision('highest'):
+    yield

@@ -69,6 +69,7 @@ def _g_loss(parts, m, g_params, z, real):
   return jax.vmap(objective, axis_name=parallel.AXIS)(jnp.zeros(1))[0]
 
 
+@pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic
 def test_unrolled_generator_gradient_matches_finite_differences():
   parts, m = _tiny_parts(unroll_steps=3)
   rng = np.random.default_rng(0)
@@ -93,6 +94,7 @@ def test_unrolled_generator_gradient_matches_finite_differences():
   assert abs(float(plain_dot) - float(dot)) > 10 * (2e-2 * abs(float(dot)) + 1e-4)
 
 
+@pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic
 def test_unrolled_minimax_objective_is_the_notebooks_negated_discriminator_loss():
   """The Unrolled GAN notebook's G minimises ``-loss`` at D after its look-ahead updates, the
   real-data term included (it reaches G through the updates). Written out here for one SGD

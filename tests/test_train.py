@@ -47,13 +47,7 @@ def test_interrupt_and_resume_is_bitwise_identical(tmp_path):
 # about arithmetic, checked at full float32 (`full_float32`). At a GPU's default (TF32)
 # precision a batched (vmapped) product and an unbatched one round differently: on an H200
 # members then differed from lone runs by up to ~5e-3 relative after 20 steps.
-full_float32 = pytest.mark.usefixtures('highest_matmul_precision')
-
-
-@pytest.fixture
-def highest_matmul_precision():
-  with jax.default_matmul_precision('highest'):
-    yield
+full_float32 = pytest.mark.usefixtures('highest_matmul_precision')  # fixture: conftest.py
 
 
 @full_float32

@@ -115,7 +115,8 @@ _UNROLLED_NOTES = {
     'ring': 'modes agree (8 of 8 against 7.6, on a ring whose mode count VEEGAN does not '
             'give); HQ still rises at 25,000 steps (2.3 / 4.7 / 12.6 / 16.1%); the cause of '
             'the HQ gap is not found',
-    'grid': ''}
+    'grid': 'HQ flat near 3% along training (2.5 / 3.0 / 2.9 / 3.8%), modes 2.9 s.e. '
+            'below; the cause is not found'}
 
 # WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
 # one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.

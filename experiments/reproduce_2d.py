@@ -187,15 +187,20 @@ def _same_recipe(results: dict, row: Row, quick: bool = False) -> dict | None:
 def reuse(result: dict, row: Row) -> dict:
   """`result` (of a row with the same recipe) as the result of `row`."""
   new = {k: v for k, v in result.items() if k not in ('published', 'verdict', 'z', 'note')}
-  new.update(table=row.table, row=row.row, dataset=row.dataset, config=row.config,
-             overrides=dict(row.overrides),
-             same_run_as=f'{result["table"]}/{result["row"]}/{result["dataset"]}')
+  new['same_run_as'] = f'{result["table"]}/{result["row"]}/{result["dataset"]}'
+  return _as_row(new, row)
+
+
+def _as_row(result: dict, row: Row) -> dict:
+  """`result` labelled as `row`'s: its names, published numbers, verdict and note."""
+  result.update(table=row.table, row=row.row, dataset=row.dataset, config=row.config,
+                overrides=dict(row.overrides))
   if row.published:
-    new['published'] = {k: list(v) for k, v in row.published.items()}
-    new['verdict'], new['z'] = verdict(row.published, new['ganjax'])
+    result['published'] = {k: list(v) for k, v in row.published.items()}
+    result['verdict'], result['z'] = verdict(row.published, result['ganjax'])
   if row.note:
-    new['note'] = row.note
-  return new
+    result['note'] = row.note
+  return result
 
 
 def _workdir(out: str, row: Row) -> str:
@@ -224,8 +229,7 @@ def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
                         'hq': mean_se(100 * np.asarray(at['hq_fraction']))}
   members = summary['members']
   result = {
-      'table': row.table, 'row': row.row, 'dataset': row.dataset, 'config': row.config,
-      'overrides': dict(row.overrides), 'seeds': config.population, 'steps': config.steps,
+      'seeds': config.population, 'steps': config.steps,
       'hardware': hardware(), 'steps_per_call': config.steps_per_call,
       'recipe': recipe(config),
       'wall_time_s': round(time.time() - start, 1),
@@ -234,12 +238,7 @@ def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
                  'reverse_kl': mean_se([m['reverse_kl'] for m in members])},
       'per_seed': [{k: m[k] for k in METRICS} for m in members],
       'along_training': along}
-  if row.published:
-    result['published'] = {k: list(v) for k, v in row.published.items()}
-    result['verdict'], result['z'] = verdict(row.published, result['ganjax'])
-  if row.note:
-    result['note'] = row.note
-  return result
+  return _as_row(result, row)
 
 
 def _combined(se_a, se_b):

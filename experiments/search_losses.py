@@ -160,8 +160,10 @@ def run(args):
   os.makedirs(args.out, exist_ok=True)
   # Runs share compiled programs where their HLO is equal (the initialisation of every
   # population of one size, the samplers, the metrics; everything on a resume): ~20 s each.
-  jax.config.update('jax_compilation_cache_dir', os.path.join(args.out, 'runs', 'jax_cache'))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+  # A cache the user has set (JAX_COMPILATION_CACHE_DIR) is used as it is.
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update('jax_compilation_cache_dir', os.path.join(args.out, 'runs', 'jax_cache'))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
   path = os.path.join(args.out, 'search_losses.json')
   results = {}
   if os.path.exists(path):

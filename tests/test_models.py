@@ -58,14 +58,18 @@ def test_upsample2x_matches_flax_conv_transpose_gradient(impl, highest_precision
 
 @pytest.mark.parametrize('size,channels', [(8, 1), (28, 1), (32, 3), (64, 3)])
 def test_dcgan_shapes(size, channels):
+  """Shapes by tracing (`jax.eval_shape`: XLA:CPU compiles each size in 5-20 s);
+  values, computed, for the smallest."""
   pair = models.get('dcgan').build((size, size, channels), {'width': 8, 'z_dim': 7})
-  z = jnp.zeros((3, 7))
-  g_vars = pair.generator.init(jax.random.PRNGKey(0), z)
-  images = pair.generator.apply(g_vars, z)
+  z = jax.random.normal(jax.random.PRNGKey(2), (3, 7))
+  run = jax.eval_shape if size > 8 else lambda f, *a: jax.jit(f)(*a)
+  g_vars = run(pair.generator.init, jax.random.PRNGKey(0), z)
+  images = run(pair.generator.apply, g_vars, z)
   assert images.shape == (3, size, size, channels)
-  assert float(jnp.max(jnp.abs(images))) <= 1.0
-  d_vars = pair.discriminator.init(jax.random.PRNGKey(1), images)
-  assert pair.discriminator.apply(d_vars, images).shape == (3, 1)
+  d_vars = run(pair.discriminator.init, jax.random.PRNGKey(1), images)
+  assert run(pair.discriminator.apply, d_vars, images).shape == (3, 1)
+  if size == 8:
+    assert 0 < float(jnp.max(jnp.abs(images))) <= 1.0  # tanh images
 
 
 def test_spectral_norm_discriminator_trains(tmp_path):

@@ -26,11 +26,9 @@ from ganjax import train
 _SGD = {'g_optimizer.name': 'sgd', 'd_optimizer.name': 'sgd',
         'g_optimizer.learning_rate': 3e-3, 'd_optimizer.learning_rate': 3e-3}
 CASES = {
-    'classic': dict(_SGD),
     'wgan_gp': dict(_SGD, loss='wgan', n_dis=2),
     'relativistic_dragan': dict(_SGD, loss='relativistic', penalty='dragan', penalty_weight=1.0),
-    'hinge_population': dict(_SGD, loss='hinge', population=2),
-    # 5 steps per compiled call: the batches' step axis stays unsharded.
+    # A population of 2, 5 steps per compiled call: the batches' step axis stays unsharded.
     'hinge_population_5_per_call': dict(_SGD, loss='hinge', population=2, steps_per_call=5),
     'classic_adam': {},
     # Packs of 4 form within each device's 8 examples; the WGAN-GP interpolates are packs.

@@ -1,6 +1,8 @@
-"""Recipe B's GAN row in PyTorch, written from the Unrolled GAN notebook without ganjax.
+"""Recipe B's GAN and Unrolled GAN rows in PyTorch, written from the Unrolled GAN notebook
+without ganjax.
 
     .venv/bin/python experiments/recipe_b_torch.py                        # 5 seeds x 25,000 steps
+    .venv/bin/python experiments/recipe_b_torch.py --unroll 5             # the Unrolled GAN row
     .venv/bin/python experiments/recipe_b_torch.py --order alternating    # G after D's update
     .venv/bin/python experiments/recipe_b_torch.py --quick                # smoke test (the suite)
 
@@ -11,14 +13,19 @@ lists every setting and its source) in another framework, scored by the same met
 
 - Networks: z 256-d N(0, I); G 256-128-128-2 and D 2-128-128-1, tanh; orthogonal weights
   with gain 1.4, zero biases (the notebook's `slim.arg_scope`).
-- Loss: D minimises mean(softplus(-D(x)) + softplus(D(G(z)))); G minimises the negated
-  game value, mean(-softplus(D(G(z)))) (saturating/minimax, `g_train_op` on `-loss`).
+- Loss: D minimises `loss` = mean(softplus(-D(x)) + softplus(D(G(z)))); G minimises the
+  negated game value, mean(-softplus(D(G(z)))) (saturating/minimax, `g_train_op` on `-loss`;
+  the real term is constant in G).
+- Unrolling (`--unroll k`): G minimises `-loss` at D after k more Adam updates of D on the
+  same batch, from D's current Adam moments and step count, differentiated through them
+  (the notebook's `graph_replace` of `d_opt.get_updates`, `unrolled_loss`); D's own update
+  does not change.
 - Adam: G 1e-3, D 1e-4, betas (0.5, 0.999), eps 1e-8; batch 512; fresh data each step.
 - Order: `simultaneous` (the notebook's one `sess.run` of both train ops: both gradients at
   the same parameters, one batch); `alternating`: G's gradient after D's update, fresh z.
 - Data: ganjax's ring (8 modes at angles 2πk/8, radius 1, std 0.01) or grid.
 
-Writes ``<out>/recipe_b_torch_<dataset>_<order>.json``: per seed, modes / HQ / reverse KL at
+Writes ``<out>/recipe_b_torch_<dataset>_<order>[_unroll<k>].json``: per seed, modes / HQ / reverse KL at
 25, 50, 75 and 100% of the steps, and their mean ± standard error.
 """
 
@@ -53,8 +60,38 @@ def mlp(widths: list[int]) -> nn.Sequential:
   return nn.Sequential(*layers)
 
 
+def _d_loss(disc, params, x, fake):
+  """The notebook's `loss`: D's cross-entropy, at D's parameters `params` (name -> tensor)."""
+  call = lambda inp: torch.func.functional_call(disc, params, (inp,))
+  return (F.softplus(-call(x)) + F.softplus(call(fake))).mean()
+
+
+def _look_ahead(disc, d_opt, x, fake, k: int) -> dict:
+  """D's parameters after `k` more Adam updates on this batch, from its current Adam state,
+  as a graph G's gradient flows through (the notebook's `graph_replace` of D's update)."""
+  group = d_opt.param_groups[0]
+  lr, (b1, b2), eps = group['lr'], group['betas'], group['eps']
+  names = [n for n, _ in disc.named_parameters()]
+  params = [p for _, p in disc.named_parameters()]
+  state = [d_opt.state.get(p, {}) for p in params]
+  m = [s['exp_avg'] if s else torch.zeros_like(p) for s, p in zip(state, params)]
+  v = [s['exp_avg_sq'] if s else torch.zeros_like(p) for s, p in zip(state, params)]
+  t = int(state[0]['step']) if state[0] else 0
+  for _ in range(k):
+    grads = torch.autograd.grad(_d_loss(disc, dict(zip(names, params)), x, fake), params,
+                                create_graph=True)
+    t += 1
+    m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
+    v = [b2 * vi + (1 - b2) * g * g for vi, g in zip(v, grads)]
+    # torch.optim.Adam's update (the one D's real step takes), written out.
+    params = [p - lr / (1 - b1 ** t) * mi / ((vi / (1 - b2 ** t)).sqrt() + eps)
+              for p, mi, vi in zip(params, m, v)]
+  return dict(zip(names, params))
+
+
 def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: str,
-               hidden: int = 128, z_dim: int = 256, batch: int = 512) -> list[dict]:
+               hidden: int = 128, z_dim: int = 256, batch: int = 512,
+               unroll: int = 0) -> list[dict]:
   """One run; the metrics at 25/50/75/100% of `steps`."""
   torch.manual_seed(seed)
   rng = np.random.default_rng(seed)
@@ -68,8 +105,10 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
     k = torch.as_tensor(rng.integers(len(centers), size=batch))
     return means[k] + std * torch.randn(batch, 2)
 
-  def g_loss(fake):
-    return -F.softplus(disc(fake)).mean()
+  def g_loss(fake, x):
+    if unroll:  # the notebook's G: minimise -loss at D after `unroll` look-ahead updates
+      return -_d_loss(disc, _look_ahead(disc, d_opt, x, fake, unroll), x, fake)
+    return -F.softplus(disc(fake)).mean()  # -loss less its real term, constant in G
 
   for step in range(1, steps + 1):
     x, z = real_batch(), torch.randn(batch, z_dim)
@@ -77,12 +116,12 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
     d_loss = (F.softplus(-disc(x)) + F.softplus(disc(fake.detach()))).mean()
     d_grads = torch.autograd.grad(d_loss, list(disc.parameters()))
     if order == 'simultaneous':  # both gradients at the same parameters, one batch
-      g_grads = torch.autograd.grad(g_loss(fake), list(gen.parameters()))
+      g_grads = torch.autograd.grad(g_loss(fake, x), list(gen.parameters()))
     for p, g in zip(disc.parameters(), d_grads):
       p.grad = g
     d_opt.step()
     if order == 'alternating':  # G against the updated D, fresh noise
-      g_grads = torch.autograd.grad(g_loss(gen(torch.randn(batch, z_dim))),
+      g_grads = torch.autograd.grad(g_loss(gen(torch.randn(batch, z_dim)), x),
                                     list(gen.parameters()))
     for p, g in zip(gen.parameters(), g_grads):
       p.grad = g
@@ -96,17 +135,24 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
   return out
 
 
+def result_name(dataset: str, order: str, unroll: int = 0) -> str:
+  return f'recipe_b_torch_{dataset}_{order}' + (f'_unroll{unroll}' if unroll else '') + '.json'
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--dataset', choices=('ring', 'grid'), default='ring')
   parser.add_argument('--order', choices=('simultaneous', 'alternating'), default='simultaneous')
   parser.add_argument('--seeds', type=int, default=5)
   parser.add_argument('--steps', type=int, default=25_000)
+  parser.add_argument('--unroll', type=int, default=0,
+                      help="look-ahead D updates in G's loss (5: the Unrolled GAN row)")
   parser.add_argument('--quick', action='store_true', help='2 seeds x 40 steps, width 16')
   parser.add_argument('--out', default=OUT)
   args = parser.parse_args(argv)
-  if args.seeds < 1 or args.steps < 4:
-    parser.error(f'need --seeds >= 1 and --steps >= 4; got {args.seeds}, {args.steps}.')
+  if args.seeds < 1 or args.steps < 4 or args.unroll < 0:
+    parser.error(f'need --seeds >= 1, --steps >= 4 and --unroll >= 0; got {args.seeds}, '
+                 f'{args.steps}, {args.unroll}.')
   seeds, steps = (2, 40) if args.quick else (args.seeds, args.steps)
   torch.set_num_threads(1)
   mixture = data.Dataset(args.dataset, 1).mixture
@@ -114,18 +160,19 @@ def main(argv=None):
   runs, start = [], time.time()
   for seed in range(seeds):
     runs.append(train_seed(seed, centers, std, steps, args.order,
-                           hidden=16 if args.quick else 128))
+                           hidden=16 if args.quick else 128, unroll=args.unroll))
     last = runs[-1][-1]
     print(f'seed {seed}: modes {last["modes"]}, HQ {100 * last["hq_fraction"]:.1f}% '
           f'({time.time() - start:.0f} s)', flush=True)
   summary = {'modes': mean_se([r[-1]['modes'] for r in runs]),
              'hq': mean_se([100 * r[-1]['hq_fraction'] for r in runs]),
              'reverse_kl': mean_se([r[-1]['reverse_kl'] for r in runs])}
-  result = {'recipe': 'B (Unrolled GAN notebook), GAN row, PyTorch', 'dataset': args.dataset,
-            'order': args.order, 'seeds': seeds, 'steps': steps, 'torch': torch.__version__,
+  row = f'Unrolled GAN row (unroll {args.unroll})' if args.unroll else 'GAN row'
+  result = {'recipe': f'B (Unrolled GAN notebook), {row}, PyTorch', 'dataset': args.dataset,
+            'order': args.order, 'unroll': args.unroll, 'seeds': seeds, 'steps': steps, 'torch': torch.__version__,
             'wall_time_s': round(time.time() - start, 1), 'summary': summary, 'per_seed': runs}
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, f'recipe_b_torch_{args.dataset}_{args.order}.json')
+  path = os.path.join(args.out, result_name(args.dataset, args.order, args.unroll))
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
   print(f'modes {summary["modes"][0]:.1f} ± {summary["modes"][1]:.1f}, HQ '

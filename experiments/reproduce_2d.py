@@ -331,30 +331,33 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
 
 def _torch_check(out: str, results: dict) -> list[str]:
   """The report's section on experiments/recipe_b_torch.py's runs found in `out`, beside
-  ganjax's runs of the same recipe (VEEGAN T1's GAN rows)."""
+  ganjax's runs of the same recipe (VEEGAN T1's GAN and Unrolled GAN rows)."""
+  from experiments.recipe_b_torch import result_name  # pylint: disable=import-outside-toplevel
   lines = []
-  for dataset in ('ring', 'grid'):
-    for order in ('simultaneous', 'alternating'):
-      path = os.path.join(out, f'recipe_b_torch_{dataset}_{order}.json')
-      if not os.path.exists(path):
-        continue
-      with open(path) as f:
-        t = json.load(f)
-      ours = results.get(f'VEEGAN T1/GAN/{dataset}')
-      same = ours if ours and ours['recipe'].get('update_order') == order else None
-      lines.append(f'| {dataset} | {order} | {_fmt(t["summary"]["modes"])} | '
-                   f'{_fmt(t["summary"]["hq"])} | {t["seeds"]}, {t["steps"]:,} | ' + (
-                       f'{_fmt(same["ganjax"]["modes"])} | {_fmt(same["ganjax"]["hq"])} |'
-                       if same else ' |  |'))
+  for unroll, row in ((0, 'GAN'), (5, 'Unrolled GAN')):
+    for dataset in ('ring', 'grid'):
+      for order in ('simultaneous', 'alternating'):
+        path = os.path.join(out, result_name(dataset, order, unroll))
+        if not os.path.exists(path):
+          continue
+        with open(path) as f:
+          t = json.load(f)
+        ours = results.get(f'VEEGAN T1/{row}/{dataset}')
+        same = ours if ours and ours['recipe'].get('update_order') == order else None
+        lines.append(f'| {row} | {dataset} | {order} | {_fmt(t["summary"]["modes"])} | '
+                     f'{_fmt(t["summary"]["hq"])} | {t["seeds"]}, {t["steps"]:,} | ' + (
+                         f'{_fmt(same["ganjax"]["modes"])} | {_fmt(same["ganjax"]["hq"])} |'
+                         if same else ' |  |'))
   if not lines:
     return []
   return ['', '## Recipe B in PyTorch: an independent check', '',
-          '`experiments/recipe_b_torch.py` trains recipe B\'s GAN row (the Unrolled GAN '
-          'notebook, minimax generator) in PyTorch, written from the notebook without ganjax; '
-          'only the metric is ganjax\'s. Where it agrees with ganjax and both disagree with a '
-          'published row, the recipe, not ganjax, is what differs.', '',
-          '| data | update order | PyTorch modes | PyTorch HQ % | seeds, steps | ganjax modes '
-          '| ganjax HQ % |', '|---|---|---|---|---|---|---|'] + lines
+          '`experiments/recipe_b_torch.py` trains recipe B\'s GAN and Unrolled GAN rows (the '
+          'Unrolled GAN notebook, minimax generator; unrolled: 5 look-ahead Adam updates of D) '
+          'in PyTorch, written from the notebook without ganjax; only the metric is ganjax\'s. '
+          'Where it agrees with ganjax and both disagree with a published row, the recipe, not '
+          'ganjax, is what differs.', '',
+          '| row | data | update order | PyTorch modes | PyTorch HQ % | seeds, steps '
+          '| ganjax modes | ganjax HQ % |', '|---|---|---|---|---|---|---|---|'] + lines
 
 
 def main(argv=None):

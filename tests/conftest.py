@@ -1,6 +1,8 @@
 """Shared helpers: tiny configs that train in seconds, and checkpoint readers."""
 
 import os
+import shutil
+import tempfile
 
 # Determinism the README promises (bitwise resume, the feature extractor) must hold on GPUs
 # too: ask XLA:GPU for deterministic kernels before JAX starts a backend, as `ganjax.main`
@@ -17,6 +19,29 @@ import pytest
 from configs import ring
 
 
+_session_cache = []
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+  """Many tests compile the same programs (the tiny step, the evaluator's metrics): JAX's
+  persistent compilation cache, in a folder of this test session only (empty at its start,
+  removed at its end), compiles each once for this process and its subprocesses. A cache
+  folder the user has set is used as it is."""
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR'):
+    return
+  _session_cache.append(tempfile.mkdtemp(prefix='ganjax-tests-xla-cache-'))
+  for name, value in (('jax_compilation_cache_dir', _session_cache[0]),
+                      ('jax_persistent_cache_min_compile_time_secs', 0),
+                      ('jax_persistent_cache_min_entry_size_bytes', -1)):
+    os.environ[name.upper()] = str(value)  # for subprocesses
+    jax.config.update(name, value)
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+  for path in _session_cache:
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def tiny_config(**overrides):
   """The ring config shrunk to run a few steps in about a second."""
   c = ring.get_config()
@@ -30,6 +55,27 @@ def tiny_config(**overrides):
   c.checkpoint_every = 10
   c.update_from_flattened_dict(overrides)
   return c
+
+
+def member_parts(cfg):
+  """``(per-device step pieces, one member's initial state, model pair)`` of a 2D config."""
+  from ganjax import resolve, step  # pylint: disable=g-import-not-at-top
+  run = resolve.resolve_config(cfg)
+  pair = run.model.make((2,), 'float32', **run.model_options)
+  state = step.init_members(pair, run.step, (2,), run.seeds, run.g_learning_rate,
+                            run.d_learning_rate)
+  m = jax.tree_util.tree_map(lambda x: x[0], state['members'])
+  return step.make_per_device_step(pair, run.step), m, pair
+
+
+def g_objective_value(parts, m, g_params, z, real):
+  """G's objective against member `m`'s D inside a one-device `data` axis (what shard_map
+  binds in the step)."""
+  from ganjax import parallel  # pylint: disable=g-import-not-at-top
+  d = (m['d_params'], m['d_opt'], m['d_stats'])
+  objective = lambda _: parts.g_objective(g_params, m['g_stats'], d, z, real,
+                                          jax.random.PRNGKey(1), 0.0)[0]
+  return jax.vmap(objective, axis_name=parallel.AXIS)(jax.numpy.zeros(1))[0]
 
 
 def load_state(workdir, step=None):

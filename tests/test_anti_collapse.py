@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_state, tiny_config
+from conftest import g_objective_value as _g_loss, load_state, member_parts, tiny_config
 from ganjax import data, models, parallel, resolve, step as step_lib, train
 
 
@@ -52,21 +52,8 @@ def _tiny_parts(unroll_steps, loss='classic', with_pair=False, **options):
                     **{'model_options.hidden': (6,), 'model_options.z_dim': 2,
                        'model_options.g_activation': 'tanh', 'model_options.d_activation': 'tanh',
                        'd_optimizer.name': 'sgd', 'd_optimizer.learning_rate': 0.5, **options})
-  run = resolve.resolve_config(cfg)
-  pair = run.model.make((2,), 'float32', **run.model_options)
-  state = step_lib.init_members(pair, run.step, (2,), run.seeds, run.g_learning_rate,
-                                run.d_learning_rate)
-  m = jax.tree_util.tree_map(lambda x: x[0], state['members'])
-  parts = step_lib.make_per_device_step(pair, run.step)
+  parts, m, pair = member_parts(cfg)
   return (parts, m, pair) if with_pair else (parts, m)
-
-
-def _g_loss(parts, m, g_params, z, real):
-  """G's objective inside a one-device `data` axis (what shard_map binds in the step)."""
-  d = (m['d_params'], m['d_opt'], m['d_stats'])
-  objective = lambda _: parts.g_objective(g_params, m['g_stats'], d, z, real,
-                                          jax.random.PRNGKey(1), 0.0)[0]
-  return jax.vmap(objective, axis_name=parallel.AXIS)(jnp.zeros(1))[0]
 
 
 @pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic

@@ -2,6 +2,8 @@
 
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from experiments import reproduce_2d
@@ -92,3 +94,63 @@ def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_p
              for run in a['per_seed'] for p in run)
   assert a['per_seed'] == runs['b']['per_seed']  # seeded: a rerun is the same run
   assert a['per_seed'] != runs['c']['per_seed']  # G after D's update is another algorithm
+  recipe_b_torch.main(['--quick', '--unroll', '2', f'--out={tmp_path / "u"}'])
+  unrolled = json.loads((tmp_path / 'u' / 'recipe_b_torch_ring_simultaneous_unroll2.json')
+                        .read_text())
+  assert unrolled['unroll'] == 2 and 'Unrolled GAN row' in unrolled['recipe']
+  assert unrolled['per_seed'] != a['per_seed']  # G's loss reads the look-ahead D
+
+
+def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():
+  """The unrolled check's written-out Adam update equals torch.optim.Adam's step, from a
+  fresh optimiser and from one with moments, so the look-ahead D is the D of the next steps."""
+  torch = pytest.importorskip('torch')
+  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
+  torch.manual_seed(0)
+  disc = recipe_b_torch.mlp([2, 8, 8, 1])
+  d_opt = torch.optim.Adam(disc.parameters(), lr=1e-2, betas=(0.5, 0.999), eps=1e-8)
+  x, fake = torch.randn(16, 2), torch.randn(16, 2)
+  for _ in range(2):  # the first pass starts from empty Adam state, the second from moments
+    ahead = recipe_b_torch._look_ahead(disc, d_opt, x, fake, 2)  # pylint: disable=protected-access
+    for _ in range(2):
+      d_opt.zero_grad()
+      recipe_b_torch._d_loss(disc, dict(disc.named_parameters()), x, fake).backward()  # pylint: disable=protected-access
+      d_opt.step()
+    for name, p in disc.named_parameters():
+      torch.testing.assert_close(ahead[name], p, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic
+def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient():
+  """From the same weights and batch, recipe B's unrolled G gradient (5 look-ahead Adam
+  updates of D) is the same in ganjax's step and in the PyTorch port: the two check each
+  other's algorithm, so where their results differ, the seeds differ."""
+  torch = pytest.importorskip('torch')
+  from conftest import g_objective_value, member_parts  # pylint: disable=import-outside-toplevel
+  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
+  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
+  cfg = unrolled_ring.get_config()
+  cfg.unroll_steps, cfg.batch_size = 5, 64
+  parts, m, _ = member_parts(cfg)
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(64, 256)).astype(np.float32)
+  x = (0.7 * rng.normal(size=(64, 2))).astype(np.float32)
+  grads = jax.grad(lambda g: g_objective_value(parts, m, g, z, x))(m['g_params'])
+
+  def twin(params, widths):  # the port's network holding ganjax's weights
+    net = recipe_b_torch.mlp(widths)
+    for i, layer in enumerate(l for l in net if isinstance(l, torch.nn.Linear)):
+      layer.weight.data = torch.tensor(np.asarray(params[f'Dense_{i}']['kernel']).T.copy())
+      layer.bias.data = torch.tensor(np.asarray(params[f'Dense_{i}']['bias']).copy())
+    return net
+  gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
+  d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
+  fake, real = gen(torch.tensor(z)), torch.tensor(x)
+  ahead = recipe_b_torch._look_ahead(disc, d_opt, real, fake, 5)  # pylint: disable=protected-access
+  theirs = torch.autograd.grad(-recipe_b_torch._d_loss(disc, ahead, real, fake),  # pylint: disable=protected-access
+                               list(gen.parameters()))
+  for i in range(3):
+    ours = grads[f'Dense_{i}']
+    np.testing.assert_allclose(ours['kernel'], theirs[2 * i].numpy().T, rtol=1e-3, atol=2e-6)
+    np.testing.assert_allclose(ours['bias'], theirs[2 * i + 1].numpy(), rtol=1e-3, atol=2e-6)
+  assert max(float(np.abs(g).max()) for g in jax.tree_util.tree_leaves(grads)) > 1e-3

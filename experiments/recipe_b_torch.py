@@ -25,8 +25,8 @@ lists every setting and its source) in another framework, scored by the same met
   the same parameters, one batch); `alternating`: G's gradient after D's update, fresh z.
 - Data: ganjax's ring (8 modes at angles 2πk/8, radius 1, std 0.01) or grid.
 
-Writes ``<out>/recipe_b_torch_<dataset>_<order>[_unroll<k>].json``: per seed, modes / HQ / reverse KL at
-25, 50, 75 and 100% of the steps, and their mean ± standard error.
+Writes ``<out>/recipe_b_torch_<dataset>_<order>[_unroll<k>].json``: per seed, modes / HQ /
+reverse KL at 25, 50, 75 and 100% of the steps, and their mean ± standard error.
 """
 
 from __future__ import annotations
@@ -60,13 +60,13 @@ def mlp(widths: list[int]) -> nn.Sequential:
   return nn.Sequential(*layers)
 
 
-def _d_loss(disc, params, x, fake):
+def d_loss_at(disc, params, x, fake):
   """The notebook's `loss`: D's cross-entropy, at D's parameters `params` (name -> tensor)."""
   call = lambda inp: torch.func.functional_call(disc, params, (inp,))
   return (F.softplus(-call(x)) + F.softplus(call(fake))).mean()
 
 
-def _look_ahead(disc, d_opt, x, fake, k: int) -> dict:
+def look_ahead(disc, d_opt, x, fake, k: int) -> dict:
   """D's parameters after `k` more Adam updates on this batch, from its current Adam state,
   as a graph G's gradient flows through (the notebook's `graph_replace` of D's update)."""
   group = d_opt.param_groups[0]
@@ -78,7 +78,7 @@ def _look_ahead(disc, d_opt, x, fake, k: int) -> dict:
   v = [s['exp_avg_sq'] if s else torch.zeros_like(p) for s, p in zip(state, params)]
   t = int(state[0]['step']) if state[0] else 0
   for _ in range(k):
-    grads = torch.autograd.grad(_d_loss(disc, dict(zip(names, params)), x, fake), params,
+    grads = torch.autograd.grad(d_loss_at(disc, dict(zip(names, params)), x, fake), params,
                                 create_graph=True)
     t += 1
     m = [b1 * mi + (1 - b1) * g for mi, g in zip(m, grads)]
@@ -107,13 +107,13 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
 
   def g_loss(fake, x):
     if unroll:  # the notebook's G: minimise -loss at D after `unroll` look-ahead updates
-      return -_d_loss(disc, _look_ahead(disc, d_opt, x, fake, unroll), x, fake)
+      return -d_loss_at(disc, look_ahead(disc, d_opt, x, fake, unroll), x, fake)
     return -F.softplus(disc(fake)).mean()  # -loss less its real term, constant in G
 
   for step in range(1, steps + 1):
     x, z = real_batch(), torch.randn(batch, z_dim)
     fake = gen(z)
-    d_loss = (F.softplus(-disc(x)) + F.softplus(disc(fake.detach()))).mean()
+    d_loss = d_loss_at(disc, dict(disc.named_parameters()), x, fake.detach())
     d_grads = torch.autograd.grad(d_loss, list(disc.parameters()))
     if order == 'simultaneous':  # both gradients at the same parameters, one batch
       g_grads = torch.autograd.grad(g_loss(fake, x), list(gen.parameters()))
@@ -169,7 +169,8 @@ def main(argv=None):
              'reverse_kl': mean_se([r[-1]['reverse_kl'] for r in runs])}
   row = f'Unrolled GAN row (unroll {args.unroll})' if args.unroll else 'GAN row'
   result = {'recipe': f'B (Unrolled GAN notebook), {row}, PyTorch', 'dataset': args.dataset,
-            'order': args.order, 'unroll': args.unroll, 'seeds': seeds, 'steps': steps, 'torch': torch.__version__,
+            'order': args.order, 'unroll': args.unroll, 'seeds': seeds, 'steps': steps,
+            'torch': torch.__version__,
             'wall_time_s': round(time.time() - start, 1), 'summary': summary, 'per_seed': runs}
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, result_name(args.dataset, args.order, args.unroll))

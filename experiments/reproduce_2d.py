@@ -2,7 +2,7 @@
 the rows no paper has.
 
     .venv/bin/python experiments/reproduce_2d.py --list                 # rows, steps, status
-    .venv/bin/python experiments/reproduce_2d.py --rows 'GDPP T1/WGAN-GP/ring' 'beyond/hinge/ring/plain'
+    .venv/bin/python experiments/reproduce_2d.py --rows 'GDPP T1/WGAN-GP/ring' 'beyond/hinge, plain/ring'
     .venv/bin/python experiments/reproduce_2d.py --table reproduction   # every published row
     .venv/bin/python experiments/reproduce_2d.py --table beyond         # 36 rows, recipe B
     .venv/bin/python experiments/reproduce_2d.py --quick                # smoke test (the suite)

@@ -111,10 +111,10 @@ def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():
   d_opt = torch.optim.Adam(disc.parameters(), lr=1e-2, betas=(0.5, 0.999), eps=1e-8)
   x, fake = torch.randn(16, 2), torch.randn(16, 2)
   for _ in range(2):  # the first pass starts from empty Adam state, the second from moments
-    ahead = recipe_b_torch._look_ahead(disc, d_opt, x, fake, 2)  # pylint: disable=protected-access
+    ahead = recipe_b_torch.look_ahead(disc, d_opt, x, fake, 2)
     for _ in range(2):
       d_opt.zero_grad()
-      recipe_b_torch._d_loss(disc, dict(disc.named_parameters()), x, fake).backward()  # pylint: disable=protected-access
+      recipe_b_torch.d_loss_at(disc, dict(disc.named_parameters()), x, fake).backward()
       d_opt.step()
     for name, p in disc.named_parameters():
       torch.testing.assert_close(ahead[name], p, rtol=1e-5, atol=1e-6)
@@ -146,8 +146,8 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
   gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
   d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
   fake, real = gen(torch.tensor(z)), torch.tensor(x)
-  ahead = recipe_b_torch._look_ahead(disc, d_opt, real, fake, 5)  # pylint: disable=protected-access
-  theirs = torch.autograd.grad(-recipe_b_torch._d_loss(disc, ahead, real, fake),  # pylint: disable=protected-access
+  ahead = recipe_b_torch.look_ahead(disc, d_opt, real, fake, 5)
+  theirs = torch.autograd.grad(-recipe_b_torch.d_loss_at(disc, ahead, real, fake),
                                list(gen.parameters()))
   for i in range(3):
     ours = grads[f'Dense_{i}']

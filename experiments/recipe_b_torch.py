@@ -45,6 +45,7 @@ from torch import nn  # pylint: disable=wrong-import-position
 from torch.nn import functional as F  # pylint: disable=wrong-import-position
 
 from experiments.compare_losses import mean_se  # pylint: disable=wrong-import-position
+from experiments.reproduce_2d import torch_result_name  # pylint: disable=wrong-import-position
 from ganjax import data, mixture_metrics  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -135,10 +136,6 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
   return out
 
 
-def result_name(dataset: str, order: str, unroll: int = 0) -> str:
-  return f'recipe_b_torch_{dataset}_{order}' + (f'_unroll{unroll}' if unroll else '') + '.json'
-
-
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--dataset', choices=('ring', 'grid'), default='ring')
@@ -173,7 +170,7 @@ def main(argv=None):
             'torch': torch.__version__,
             'wall_time_s': round(time.time() - start, 1), 'summary': summary, 'per_seed': runs}
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, result_name(args.dataset, args.order, args.unroll))
+  path = os.path.join(args.out, torch_result_name(args.dataset, args.order, args.unroll))
   with open(path, 'w') as f:
     json.dump(result, f, indent=1)
   print(f'modes {summary["modes"][0]:.1f} ± {summary["modes"][1]:.1f}, HQ '

@@ -329,15 +329,20 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
     f.write('\n'.join(lines) + '\n')
 
 
+def torch_result_name(dataset: str, order: str, unroll: int = 0) -> str:
+  """The file experiments/recipe_b_torch.py writes (named here: the report reads it without
+  importing PyTorch, which the suite's machines may lack)."""
+  return f'recipe_b_torch_{dataset}_{order}' + (f'_unroll{unroll}' if unroll else '') + '.json'
+
+
 def _torch_check(out: str, results: dict) -> list[str]:
   """The report's section on experiments/recipe_b_torch.py's runs found in `out`, beside
   ganjax's runs of the same recipe (VEEGAN T1's GAN and Unrolled GAN rows)."""
-  from experiments.recipe_b_torch import result_name  # pylint: disable=import-outside-toplevel
   lines = []
   for unroll, row in ((0, 'GAN'), (5, 'Unrolled GAN')):
     for dataset in ('ring', 'grid'):
       for order in ('simultaneous', 'alternating'):
-        path = os.path.join(out, result_name(dataset, order, unroll))
+        path = os.path.join(out, torch_result_name(dataset, order, unroll))
         if not os.path.exists(path):
           continue
         with open(path) as f:

@@ -78,6 +78,16 @@ def g_objective_value(parts, m, g_params, z, real):
   return jax.vmap(objective, axis_name=parallel.AXIS)(jax.numpy.zeros(1))[0]
 
 
+def d_update(parts, m, real, fake):
+  """Member `m`'s discriminator ``(params, opt_state, stats)`` after one update on `real`
+  and `fake`, inside a one-device `data` axis."""
+  from ganjax import parallel  # pylint: disable=g-import-not-at-top
+  d = (m['d_params'], m['d_opt'], m['d_stats'])
+  update = lambda _: parts.d_step(*d, real, fake, jax.random.PRNGKey(2), 0.0)[:3]
+  out = jax.vmap(update, axis_name=parallel.AXIS)(jax.numpy.zeros(1))
+  return jax.tree_util.tree_map(lambda a: a[0], out)
+
+
 def load_state(workdir, step=None):
   """The `state` item of a checkpoint in `workdir` as numpy arrays."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top

@@ -126,11 +126,13 @@ def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():
 
 @pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic
 def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient():
-  """From the same weights and batch, recipe B's unrolled G gradient (5 look-ahead Adam
-  updates of D) is the same in ganjax's step and in the PyTorch port: the two check each
-  other's algorithm, so where their results differ, the seeds differ."""
+  """From the same weights, Adam state and batch, recipe B's unrolled G gradient (5 look-ahead
+  Adam updates of D) is the same in ganjax's step and in the PyTorch port: the two check each
+  other's algorithm, so where their results differ, the seeds differ. D first takes 3 real
+  updates on both sides, so the look-ahead starts from Adam moments and a step count (from a
+  fresh state Adam's first step is sign-like and would hide how they are carried)."""
   torch = pytest.importorskip('torch')
-  from conftest import g_objective_value, member_parts  # pylint: disable=import-outside-toplevel
+  from conftest import d_update, g_objective_value, member_parts  # pylint: disable=import-outside-toplevel
   from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
   from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
   cfg = unrolled_ring.get_config()
@@ -139,7 +141,6 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
   rng = np.random.default_rng(0)
   z = rng.normal(size=(64, 256)).astype(np.float32)
   x = (0.7 * rng.normal(size=(64, 2))).astype(np.float32)
-  grads = jax.grad(lambda g: g_objective_value(parts, m, g, z, x))(m['g_params'])
 
   def twin(params, widths):  # the port's network holding ganjax's weights
     net = recipe_b_torch.mlp(widths)
@@ -149,6 +150,16 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
     return net
   gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
   d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
+  for _ in range(3):
+    xd, fd = (rng.normal(size=(64, 2)).astype(np.float32) for _ in range(2))
+    m = dict(m, **dict(zip(('d_params', 'd_opt', 'd_stats'), d_update(parts, m, xd, fd))))
+    d_opt.zero_grad()
+    recipe_b_torch.d_loss_at(disc, dict(disc.named_parameters()), torch.tensor(xd),
+                             torch.tensor(fd)).backward()
+    d_opt.step()
+  np.testing.assert_allclose(m['d_params']['Dense_0']['kernel'], disc[0].weight.detach().T,
+                             rtol=1e-4, atol=1e-7)
+  grads = jax.grad(lambda g: g_objective_value(parts, m, g, z, x))(m['g_params'])
   fake, real = gen(torch.tensor(z)), torch.tensor(x)
   ahead = recipe_b_torch.look_ahead(disc, d_opt, real, fake, 5)
   theirs = torch.autograd.grad(-recipe_b_torch.d_loss_at(disc, ahead, real, fake),

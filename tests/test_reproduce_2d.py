@@ -169,3 +169,10 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
     np.testing.assert_allclose(ours['kernel'], theirs[2 * i].numpy().T, rtol=1e-3, atol=2e-6)
     np.testing.assert_allclose(ours['bias'], theirs[2 * i + 1].numpy(), rtol=1e-3, atol=2e-6)
   assert max(float(np.abs(g).max()) for g in jax.tree_util.tree_leaves(grads)) > 1e-3
+
+
+def test_welch_t_test_of_the_torch_check():
+  # Means 2 and 5, variances 1: t = -3 / sqrt(2/3) = -3.67 on 4 df, two-sided p 0.021.
+  assert reproduce_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
+  assert reproduce_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
+  assert reproduce_2d.welch([1.0], [2.0, 3.0]) == '-'

@@ -68,24 +68,25 @@ def member_parts(cfg):
   return step.make_per_device_step(pair, run.step), m, pair
 
 
-def g_objective_value(parts, m, g_params, z, real):
-  """G's objective against member `m`'s D inside a one-device `data` axis (what shard_map
-  binds in the step)."""
+def in_data_axis(fn):
+  """``fn()`` inside a one-device `data` axis (what shard_map binds in the step)."""
   from ganjax import parallel  # pylint: disable=g-import-not-at-top
+  out = jax.vmap(lambda _: fn(), axis_name=parallel.AXIS)(jax.numpy.zeros(1))
+  return jax.tree_util.tree_map(lambda a: a[0], out)
+
+
+def g_objective_value(parts, m, g_params, z, real):
+  """G's objective against member `m`'s D."""
   d = (m['d_params'], m['d_opt'], m['d_stats'])
-  objective = lambda _: parts.g_objective(g_params, m['g_stats'], d, z, real,
-                                          jax.random.PRNGKey(1), 0.0)[0]
-  return jax.vmap(objective, axis_name=parallel.AXIS)(jax.numpy.zeros(1))[0]
+  return in_data_axis(lambda: parts.g_objective(g_params, m['g_stats'], d, z, real,
+                                                jax.random.PRNGKey(1), 0.0)[0])
 
 
 def d_update(parts, m, real, fake):
   """Member `m`'s discriminator ``(params, opt_state, stats)`` after one update on `real`
-  and `fake`, inside a one-device `data` axis."""
-  from ganjax import parallel  # pylint: disable=g-import-not-at-top
+  and `fake`."""
   d = (m['d_params'], m['d_opt'], m['d_stats'])
-  update = lambda _: parts.d_step(*d, real, fake, jax.random.PRNGKey(2), 0.0)[:3]
-  out = jax.vmap(update, axis_name=parallel.AXIS)(jax.numpy.zeros(1))
-  return jax.tree_util.tree_map(lambda a: a[0], out)
+  return in_data_axis(lambda: parts.d_step(*d, real, fake, jax.random.PRNGKey(2), 0.0)[:3])
 
 
 def load_state(workdir, step=None):

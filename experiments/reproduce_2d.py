@@ -5,9 +5,11 @@ the rows no paper has.
     .venv/bin/python experiments/reproduce_2d.py --rows 'GDPP T1/WGAN-GP/ring' 'beyond/hinge, plain/ring'
     .venv/bin/python experiments/reproduce_2d.py --table reproduction   # every published row
     .venv/bin/python experiments/reproduce_2d.py --table beyond         # 36 rows, recipe B
+    .venv/bin/python experiments/reproduce_2d.py --table probe          # causes of gaps
     .venv/bin/python experiments/reproduce_2d.py --quick                # smoke test (the suite)
 
-Every row trains its seeds as one population under its paper's recipe
+The rows, their recipes and published numbers are in experiments/rows_2d.py. Every row
+trains its seeds as one population under its paper's recipe
 (`configs/pacgan_{ring,grid}.py`: recipe A; `configs/unrolled_{ring,grid}.py`: recipe
 B; the sources of every setting are in those files), scores 2,500 samples per seed
 (modes, high-quality share, reverse KL) at 25%, 50%, 75% and 100% of its steps, and is
@@ -30,7 +32,6 @@ import importlib
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -41,108 +42,14 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from scipy import stats  # pylint: disable=wrong-import-position
 
-from experiments.compare_losses import mean_se, read_curves, show_progress, variants  # pylint: disable=wrong-import-position
-from ganjax import losses, resolve, train, workdir  # pylint: disable=wrong-import-position
+from experiments.compare_losses import mean_se, read_curves, show_progress  # pylint: disable=wrong-import-position
+from experiments.rows_2d import Row, all_rows  # pylint: disable=wrong-import-position
+from ganjax import resolve, train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 METRICS = ('modes', 'hq_fraction', 'reverse_kl')
 
 
-@dataclasses.dataclass(frozen=True)
-class Row:
-  table: str            # 'PacGAN T1', 'VEEGAN T1', 'GDPP T1' or 'beyond'
-  row: str
-  dataset: str          # 'ring' or 'grid'
-  config: str           # configs/<config>.py
-  overrides: tuple      # ((dotted field, value), ...)
-  seeds: int
-  published: dict | None = None  # {'modes': (mean, se or None), 'hq': (percent, se or None)}
-  note: str = ''
-
-  @property
-  def key(self) -> str:
-    return f'{self.table}/{self.row}/{self.dataset}'
-
-
-def _pacgan_rows() -> list[Row]:
-  # fjxmlzn/PacGAN synthetic_data_experiments/results/Table1.png (reference/
-  # published-2d-tables.md): modes and HQ %, mean ± s.e. over 10 runs.
-  table = {'ring': {1: (6.3, 0.5, 98.2, 0.2), 2: (7.9, 0.1, 95.6, 2.0),
-                    3: (7.8, 0.1, 97.7, 0.3), 4: (7.8, 0.1, 95.9, 1.4)},
-           'grid': {1: (17.3, 0.8, 94.8, 0.7), 2: (23.8, 0.7, 91.3, 0.8),
-                    3: (24.6, 0.4, 94.2, 0.4), 4: (24.8, 0.2, 93.6, 0.6)}}
-  rows = []
-  for dataset, by_pack in table.items():
-    for m, (modes, modes_se, hq, hq_se) in by_pack.items():
-      overrides = (('pack', m), ('batch_size', 100 * m), ('train_size', 100_000 * m))
-      rows.append(Row('PacGAN T1', 'GAN' if m == 1 else f'PacGAN{m}', dataset,
-                      f'pacgan_{dataset}', overrides, 10,
-                      {'modes': (modes, modes_se), 'hq': (hq, hq_se)}))
-  return rows
-
-
-def _recipe_b_rows() -> list[Row]:
-  # VEEGAN T1 (akashgit/VEEGAN tab.png) and GDPP T1 (M-Elfeki/GDPP Figures/Fig_2.png),
-  # 5 runs, no standard errors.
-  veegan = {'GAN': {'ring': (1, 99.3), 'grid': (3.3, 0.5)},
-            'Unrolled GAN': {'ring': (7.6, 35.6), 'grid': (23.6, 16.0)}}
-  rows = []
-  for name, by_dataset in veegan.items():
-    for dataset, (modes, hq) in by_dataset.items():
-      unroll = (('unroll_steps', 5),) if name == 'Unrolled GAN' else ()
-      rows.append(Row('VEEGAN T1', name, dataset, f'unrolled_{dataset}', unroll, 5,
-                      {'modes': (modes, None), 'hq': (hq, None)},
-                      note=(_VEEGAN_GAN_NOTES if name == 'GAN' else _UNROLLED_NOTES)[dataset]))
-  for dataset, (modes, hq) in {'ring': (6.8, 59.6), 'grid': (24.2, 28.7)}.items():
-    rows.append(Row('GDPP T1', 'WGAN-GP', dataset, f'unrolled_{dataset}',
-                    (('loss', 'wgan'), ('loss_options.generator', None)) + _N_DIS_ORDER, 5,
-                    {'modes': (modes, None), 'hq': (hq, None)},
-                    note='λ 0.1 (toy λ), n_dis 5; GDPP\'s ring has 7 distinct modes'
-                         if dataset == 'ring' else 'λ 0.1 (toy λ), n_dis 5'))
-  return rows
-
-
-# Causes found for VEEGAN T1's GAN rows (experiments/recipe_b_torch.py, the report's last
-# section): VEEGAN ran them in its own code (recipe C, whose discriminator is not published).
-_VEEGAN_GAN_NOTES = {
-    'ring': 'cause: the recipe. Under recipe B (the Unrolled GAN notebook) an independent '
-            'PyTorch port agrees with ganjax (section below); VEEGAN ran this row in its own '
-            'code (recipe C, not published in full)',
-    'grid': 'not settled by 5 seeds: the PyTorch port of recipe B (section below) agrees with '
-            'ganjax and lies nearer VEEGAN\'s numbers; VEEGAN ran this row in its own code '
-            '(recipe C)'}
-
-_UNROLLED_NOTES = {
-    'ring': 'modes agree (8 of 8 against 7.6, on a ring whose mode count VEEGAN does not '
-            'give); HQ still rises at 25,000 steps (2.3 / 4.7 / 12.6 / 16.1%). HQ varies '
-            'widely by seed (ganjax 3.8-33%, the PyTorch port 28-63%); the port, which takes '
-            'the same unrolled G gradient (a test), reaches 41.0% in 3 seeds, not different '
-            'from ganjax beyond seed noise (Welch p 0.14, section below); 10 seeds of each '
-            'would settle it',
-    'grid': 'HQ flat near 3% along training (2.5 / 3.0 / 2.9 / 3.8%), modes 2.9 s.e. '
-            'below; the cause is not found'}
-
-# WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
-# one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.
-_N_DIS_ORDER = (('update_order', 'alternating'),)
-
-
-def _beyond_rows() -> list[Row]:
-  """Every loss variant plain, with pack 4 and with unroll 5, on recipe B, 5 seeds."""
-  rows = []
-  methods = {'plain': (), 'pack 4': (('pack', 4),), 'unroll 5': (('unroll_steps', 5),)}
-  for label, (loss, options) in variants().items():
-    fields = (('loss', loss), ('loss_options.generator', options.get('generator')))
-    fields += _N_DIS_ORDER if losses.get(loss).n_dis > 1 else ()
-    for dataset in ('ring', 'grid'):
-      for method, extra in methods.items():
-        rows.append(Row('beyond', f'{label}, {method}', dataset, f'unrolled_{dataset}',
-                        fields + extra, 5))
-  return rows
-
-
-def all_rows() -> list[Row]:
-  return _pacgan_rows() + _recipe_b_rows() + _beyond_rows()
 
 
 def make_config(row: Row, quick: bool, steps_per_call: int = 1):
@@ -274,6 +181,28 @@ def _device(result: dict) -> str:
   return result['hardware'].split(' x ')[0]
 
 
+_SECTIONS = {
+    'reproduction': [
+        '## Reproduction', '', '| table | row | data | published modes | ganjax modes | '
+        'published HQ % | ganjax HQ % | z (modes, HQ) | verdict | steps, seeds, device | '
+        'modes at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|---|---|---|'],
+    'beyond': [
+        '', '## Beyond: every loss, plain, packed and unrolled (recipe B)', '',
+        'Numbers no paper has. Recipe B (configs/unrolled_*.py), 5 seeds each.', '',
+        '| row | data | modes | HQ % | reverse KL | steps, device | modes at 25/50/75/100% |',
+        '|---|---|---|---|---|---|---|'],
+    'probe': [
+        '', '## Probes: the cause of a row that does not reproduce', '',
+        'Each probe is the published row it names, run with one setting changed (third '
+        'column), 5 seeds; that row\'s note in the reproduction table says what they show.', '',
+        '| probe | data | change | modes | HQ % | reverse KL | steps, device | '
+        'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|']}
+
+
+def _section(row: Row) -> str:
+  return row.table if row.table in ('beyond', 'probe') else 'reproduction'
+
+
 def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
   lines = ['# Published 2D mode-collapse tables, reproduced', '',
            f'Generated {datetime.datetime.now():%Y-%m-%d %H:%M} by '
@@ -287,33 +216,28 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
            'measured on 7.', '']
   if quick:
     lines += ['**Quick mode**: tiny networks and 40 steps; nothing here is a result.', '']
-  for table in ('reproduction', 'beyond'):
-    chosen = [r for r in rows if (r.table == 'beyond') == (table == 'beyond')]
-    if table == 'reproduction':
-      lines += ['## Reproduction', '', '| table | row | data | published modes | ganjax modes '
-                '| published HQ % | ganjax HQ % | z (modes, HQ) | verdict | steps, seeds, device | '
-                'modes at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|---|---|---|']
-    else:
-      lines += ['', '## Beyond: every loss, plain, packed and unrolled (recipe B)', '',
-                'Numbers no paper has. Recipe B (configs/unrolled_*.py), 5 seeds each.', '',
-                '| row | data | modes | HQ % | reverse KL | steps, device | modes at 25/50/75/100% |',
-                '|---|---|---|---|---|---|---|']
+  for table, header in _SECTIONS.items():
+    chosen = [r for r in rows if _section(r) == table]
+    lines += header
     for row in chosen:
       r = results.get(row.key)
       changed = stale_fields(r, row, quick) if r is not None else {}
       if r is None or changed:  # the published numbers, and what the row would cost
-        if changed:
-          row = dataclasses.replace(row, note=f'stale, to rerun: {workdir.describe(changed)}')
+        stale = f'stale, to rerun: {workdir.describe(changed)}' if changed else ''
         steps = make_config(row, quick).steps
         if table == 'reproduction':
           cells = [row.table, row.row, row.dataset, _fmt(row.published['modes']), 'not run',
-                   _fmt(row.published['hq']), 'not run', '', row.note, f'{steps:,}, '
-                   f'{row.seeds}', '']
+                   _fmt(row.published['hq']), 'not run', '', stale or row.note,
+                   f'{steps:,}, {row.seeds}', '']
+        elif table == 'beyond':
+          cells = [row.row, row.dataset, 'not run', stale or row.note, '', f'{steps:,}', '']
         else:
-          cells = [row.row, row.dataset, 'not run', row.note, '', f'{steps:,}', '']
+          cells = [row.row, row.dataset, row.note, stale or 'not run', '', '', f'{steps:,}', '']
         lines.append('| ' + ' | '.join(cells) + ' |')
         continue
       along = ' / '.join(f'{v["modes"][0]:.1f}' for v in r['along_training'].values())
+      ours = [_fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
+              _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}']
       if table == 'reproduction':
         p = r.get('published', {})
         cells = [r['table'], r['row'], r['dataset'], _fmt(p['modes']), _fmt(r['ganjax']['modes']),
@@ -321,9 +245,11 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
                      f' ({row.note})' if row.note else ''),  # today's note: causes found later
                  f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along]
+      elif table == 'beyond':
+        cells = [r['row'], r['dataset']] + ours + [along]
       else:
-        cells = [r['row'], r['dataset'], _fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
-                 _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}', along]
+        cells = [r['row'], r['dataset'], row.note] + ours + [' / '.join(
+            f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})' for v in r['along_training'].values())]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results)
   done = [r for r in results.values()]
@@ -386,7 +312,8 @@ def welch(ours: list[float], theirs: list[float]) -> str:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--rows', nargs='+', default=None, help='row keys (see --list)')
-  parser.add_argument('--table', choices=('reproduction', 'beyond', 'all'), default=None)
+  parser.add_argument('--table', choices=('reproduction', 'beyond', 'probe', 'all'),
+                      default=None)
   parser.add_argument('--list', action='store_true', help='print the rows and their status')
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
@@ -419,8 +346,7 @@ def main(argv=None):
   if args.rows:
     todo = [by_key[k] for k in args.rows]
   elif args.table:
-    todo = [r for r in rows if args.table == 'all' or (r.table == 'beyond') == (
-        args.table == 'beyond')]
+    todo = [r for r in rows if args.table in ('all', _section(r))]
   elif args.quick:
     todo = [by_key['PacGAN T1/PacGAN2/ring'], by_key['beyond/hinge, unroll 5/grid']]
   else:

@@ -7,11 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import reproduce_2d
+from experiments import reproduce_2d, rows_2d
+from ganjax import resolve
 
 
 def test_rows_cover_the_published_tables_and_the_beyond_grid():
-  rows = reproduce_2d.all_rows()
+  rows = rows_2d.all_rows()
   keys = {r.key for r in rows}
   for row in ('GAN', 'PacGAN2', 'PacGAN3', 'PacGAN4'):
     assert {f'PacGAN T1/{row}/ring', f'PacGAN T1/{row}/grid'} <= keys
@@ -19,6 +20,21 @@ def test_rows_cover_the_published_tables_and_the_beyond_grid():
   assert len([r for r in rows if r.table == 'beyond']) == 36  # 6 variants x 3 methods x 2 data
   pacgan4 = dict(next(r for r in rows if r.key == 'PacGAN T1/PacGAN4/grid').overrides)
   assert pacgan4 == {'pack': 4, 'batch_size': 400, 'train_size': 400_000}  # 100 packs a step
+
+
+def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
+  rows = rows_2d.all_rows()
+  assert len({r.key for r in rows}) == len(rows)
+  for row in rows:
+    resolve.resolve_config(reproduce_2d.make_config(row, quick=False))  # raises on bad fields
+  probes = [r for r in rows if r.table == 'probe']
+  assert probes and all(r.note and not r.published for r in probes)
+  gdpp = reproduce_2d.recipe(reproduce_2d.make_config(
+      next(r for r in rows if r.key == 'GDPP T1/WGAN-GP/grid'), quick=False))
+  for probe in probes:  # each differs from the row it probes in the fields it names only
+    changed = {k for k, v in reproduce_2d.recipe(reproduce_2d.make_config(
+        probe, quick=False)).items() if gdpp.get(k) != v}
+    assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order'}, changed
 
 
 def test_verdicts_use_combined_standard_errors():
@@ -48,13 +64,14 @@ def test_quick_run_writes_the_report(tmp_path, monkeypatch):
   assert results[0]['verdict'] in ('reproduced', 'not reproduced')
   report = (tmp_path / 'reproduce_2d.md').read_text()
   assert 'Quick mode' in report and '| PacGAN T1 | PacGAN4 | grid | 24.8 ± 0.2 | not run |' in report
+  assert '| GDPP WGAN-GP, λ 10 | grid | λ 10 (Gulrajani' in report.split('## Probes')[1]
   # A rerun reuses the stored rows.
   reproduce_2d.main(['--quick', f'--out={tmp_path}'])
   assert json.loads((tmp_path / 'reproduce_2d.json').read_text()) == results
 
 
 def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_run():
-  rows = {r.key: r for r in reproduce_2d.all_rows()}
+  rows = {r.key: r for r in rows_2d.all_rows()}
   gan = rows['VEEGAN T1/GAN/ring']
   config = reproduce_2d.make_config(gan, quick=False)
   stored = {'table': gan.table, 'row': gan.row, 'dataset': gan.dataset,

@@ -185,7 +185,7 @@ _SECTIONS = {
     'reproduction': [
         '## Reproduction', '', '| table | row | data | published modes | ganjax modes | '
         'published HQ % | ganjax HQ % | z (modes, HQ) | verdict | steps, seeds, device | '
-        'modes at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|---|---|---|'],
+        'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|---|---|---|'],
     'beyond': [
         '', '## Beyond: every loss, plain, packed and unrolled (recipe B)', '',
         'Numbers no paper has. Recipe B (configs/unrolled_*.py), 5 seeds each.', '',
@@ -193,8 +193,8 @@ _SECTIONS = {
         '|---|---|---|---|---|---|---|'],
     'probe': [
         '', '## Probes: the cause of a row that does not reproduce', '',
-        'Each probe is the published row it names, run with one setting changed (third '
-        'column), 5 seeds; that row\'s note in the reproduction table says what they show.', '',
+        'Each probe is the published row it names, run with the change of its third column, '
+        '5 seeds; that row\'s note in the reproduction table says what they show.', '',
         '| probe | data | change | modes | HQ % | reverse KL | steps, device | '
         'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|']}
 
@@ -235,7 +235,9 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
           cells = [row.row, row.dataset, row.note, stale or 'not run', '', '', f'{steps:,}', '']
         lines.append('| ' + ' | '.join(cells) + ' |')
         continue
-      along = ' / '.join(f'{v["modes"][0]:.1f}' for v in r['along_training'].values())
+      points = r['along_training'].values()
+      along = ' / '.join(f'{v["modes"][0]:.1f}' for v in points)
+      along_hq = ' / '.join(f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})' for v in points)
       ours = [_fmt(r['ganjax']['modes']), _fmt(r['ganjax']['hq']),
               _fmt(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}']
       if table == 'reproduction':
@@ -244,12 +246,11 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                  _fmt(p['hq']), _fmt(r['ganjax']['hq']),
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
                      f' ({row.note})' if row.note else ''),  # today's note: causes found later
-                 f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along]
+                 f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       elif table == 'beyond':
         cells = [r['row'], r['dataset']] + ours + [along]
       else:
-        cells = [r['row'], r['dataset'], row.note] + ours + [' / '.join(
-            f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})' for v in r['along_training'].values())]
+        cells = [r['row'], r['dataset'], row.note] + ours + [along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results)
   done = [r for r in results.values()]

@@ -63,8 +63,7 @@ def _recipe_b_rows() -> list[Row]:
     rows.append(Row('GDPP T1', 'WGAN-GP', dataset, f'unrolled_{dataset}',
                     (('loss', 'wgan'), ('loss_options.generator', None)) + _N_DIS_ORDER, 5,
                     {'modes': (modes, None), 'hq': (hq, None)},
-                    note='λ 0.1 (toy λ), n_dis 5; GDPP\'s ring has 7 distinct modes'
-                         if dataset == 'ring' else 'λ 0.1 (toy λ), n_dis 5'))
+                    note=_GDPP_NOTES[dataset]))
   return rows
 
 
@@ -85,8 +84,20 @@ _UNROLLED_NOTES = {
             'the same unrolled G gradient (a test), reaches 41.0% in 3 seeds, not different '
             'from ganjax beyond seed noise (Welch p 0.14, section below); 10 seeds of each '
             'would settle it',
-    'grid': 'HQ flat near 3% along training (2.5 / 3.0 / 2.9 / 3.8%), modes 2.9 s.e. '
-            'below; the cause is not found'}
+    'grid': 'cause: the recipe. The independent PyTorch port of recipe B gives the same '
+            'row (3 seeds: 21.0 ± 1.2 modes, 4.4 ± 2.3% HQ; Welch p 0.83 on HQ, section '
+            'below), and in both HQ stays near 3% along training; the notebook trains the '
+            'ring only, and the grid settings of VEEGAN\'s Unrolled GAN run are not published'}
+
+# GDPP published no WGAN-GP code: λ and n_dis are Gulrajani et al.'s toy values. The grid
+# row's probes (_probe_rows) measure how much the unpublished settings move it.
+_GDPP_NOTES = {
+    'ring': 'λ 0.1 (toy λ), n_dis 5; GDPP\'s ring has 7 distinct modes',
+    'grid': 'λ 0.1 (toy λ), n_dis 5. Cause: settings GDPP did not publish, which move this '
+            'row by more than the gap (probes below): λ 10 gives 17.4 modes and 1.9% HQ; '
+            'GDPP\'s loop for its GAN (one D and one G update per batch) gives 3.8 and 1.8% '
+            '(λ 0.1) or 0.2 and 0.0% (λ 10). GDPP\'s 24.2 and 28.7% lie on this row\'s path '
+            'between 6,250 and 12,500 steps (13.6 and 9%, then 22.8 and 67%)'}
 
 # WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
 # one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.

@@ -61,7 +61,7 @@ def _recipe_b_rows() -> list[Row]:
                       note=(_VEEGAN_GAN_NOTES if name == 'GAN' else _UNROLLED_NOTES)[dataset]))
   for dataset, (modes, hq) in {'ring': (6.8, 59.6), 'grid': (24.2, 28.7)}.items():
     rows.append(Row('GDPP T1', 'WGAN-GP', dataset, f'unrolled_{dataset}',
-                    (('loss', 'wgan'), ('loss_options.generator', None)) + _N_DIS_ORDER, 5,
+                    _WGAN + _N_DIS_ORDER, 5,
                     {'modes': (modes, None), 'hq': (hq, None)},
                     note=_GDPP_NOTES[dataset]))
   return rows
@@ -102,6 +102,7 @@ _GDPP_NOTES = {
 # WGAN-GP's 5 critic updates per generator update (Gulrajani et al.'s toy code) cannot share
 # one batch with G's update: its rows alternate; recipe B's other rows are simultaneous.
 _N_DIS_ORDER = (('update_order', 'alternating'),)
+_WGAN = (('loss', 'wgan'), ('loss_options.generator', None))
 
 
 def _beyond_rows() -> list[Row]:
@@ -119,19 +120,18 @@ def _beyond_rows() -> list[Row]:
 
 
 def _probe_rows() -> list[Row]:
-  """Runs that test a cause of a published row ganjax does not reproduce: one recipe
-  setting changed, the rest as the row's. Their results feed the row's note."""
-  wgan = (('loss', 'wgan'), ('loss_options.generator', None))
+  """Runs that test a cause of a published row ganjax does not reproduce: the settings
+  they name changed, the rest as the row's. Their results feed the row's note."""
   gdpp_loop = (('n_dis', 1), ('update_order', 'simultaneous'))  # gdppgan_Synthetic.py's loop
   probes = {
       'GDPP WGAN-GP, λ 10': (
-          wgan + _N_DIS_ORDER + (('penalty_weight', 10.0),),
+          _WGAN + _N_DIS_ORDER + (('penalty_weight', 10.0),),
           'λ 10 (Gulrajani et al.\'s default) instead of the toy code\'s 0.1'),
       'GDPP WGAN-GP, GDPP\'s loop, λ 0.1': (
-          wgan + gdpp_loop,
+          _WGAN + gdpp_loop,
           'GDPP\'s training loop (one D and one G update from one batch) with the toy λ'),
       'GDPP WGAN-GP, GDPP\'s loop, λ 10': (
-          wgan + gdpp_loop + (('penalty_weight', 10.0),),
+          _WGAN + gdpp_loop + (('penalty_weight', 10.0),),
           'GDPP\'s training loop with Gulrajani et al.\'s default λ')}
   return [Row('probe', name, 'grid', 'unrolled_grid', overrides, 5, note=note)
           for name, (overrides, note) in probes.items()]

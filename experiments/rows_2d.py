@@ -123,18 +123,19 @@ def _probe_rows() -> list[Row]:
   """Runs that test a cause of a published row ganjax does not reproduce: the settings
   they name changed, the rest as the row's. Their results feed the row's note."""
   gdpp_loop = (('n_dis', 1), ('update_order', 'simultaneous'))  # gdppgan_Synthetic.py's loop
+  lam10 = (_WGAN + _N_DIS_ORDER + (('penalty_weight', 10.0),),
+           'λ 10 (Gulrajani et al.\'s default) instead of the toy code\'s 0.1')
   probes = {
-      'GDPP WGAN-GP, λ 10': (
-          _WGAN + _N_DIS_ORDER + (('penalty_weight', 10.0),),
-          'λ 10 (Gulrajani et al.\'s default) instead of the toy code\'s 0.1'),
-      'GDPP WGAN-GP, GDPP\'s loop, λ 0.1': (
+      ('GDPP WGAN-GP, λ 10', 'grid'): lam10,
+      ('GDPP WGAN-GP, GDPP\'s loop, λ 0.1', 'grid'): (
           _WGAN + gdpp_loop,
           'GDPP\'s training loop (one D and one G update from one batch) with the toy λ'),
-      'GDPP WGAN-GP, GDPP\'s loop, λ 10': (
+      ('GDPP WGAN-GP, GDPP\'s loop, λ 10', 'grid'): (
           _WGAN + gdpp_loop + (('penalty_weight', 10.0),),
-          'GDPP\'s training loop with Gulrajani et al.\'s default λ')}
-  return [Row('probe', name, 'grid', 'unrolled_grid', overrides, 5, note=note)
-          for name, (overrides, note) in probes.items()]
+          'GDPP\'s training loop with Gulrajani et al.\'s default λ'),
+      ('GDPP WGAN-GP, λ 10', 'ring'): lam10}
+  return [Row('probe', name, dataset, f'unrolled_{dataset}', overrides, 5, note=note)
+          for (name, dataset), (overrides, note) in probes.items()]
 
 
 def all_rows() -> list[Row]:

@@ -29,11 +29,12 @@ def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
     resolve.resolve_config(reproduce_2d.make_config(row, quick=False))  # raises on bad fields
   probes = [r for r in rows if r.table == 'probe']
   assert probes and all(r.note and not r.published for r in probes)
-  gdpp = reproduce_2d.recipe(reproduce_2d.make_config(
-      next(r for r in rows if r.key == 'GDPP T1/WGAN-GP/grid'), quick=False))
+  def recipe(row):
+    return reproduce_2d.recipe(reproduce_2d.make_config(row, quick=False))
+  by_key = {r.key: r for r in rows}
   for probe in probes:  # each differs from the row it probes in the fields it names only
-    changed = {k for k, v in reproduce_2d.recipe(reproduce_2d.make_config(
-        probe, quick=False)).items() if gdpp.get(k) != v}
+    gdpp = recipe(by_key[f'GDPP T1/WGAN-GP/{probe.dataset}'])
+    changed = {k for k, v in recipe(probe).items() if gdpp.get(k) != v}
     assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order'}, changed
 
 

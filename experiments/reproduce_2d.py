@@ -50,8 +50,6 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 METRICS = ('modes', 'hq_fraction', 'reverse_kl')
 
 
-
-
 def make_config(row: Row, quick: bool, steps_per_call: int = 1):
   config = importlib.import_module(f'configs.{row.config}').get_config()
   config.update_from_flattened_dict(dict(row.overrides))

@@ -37,6 +37,7 @@ import json
 import logging as py_logging
 import os
 import queue
+import re
 import shutil
 import threading
 from typing import Any
@@ -341,9 +342,10 @@ def abstract(tree: Any) -> Any:
 
 
 def _quiet_failed_write_logs() -> None:
-  """After a full disk, Orbax's unfinished write tasks fail too, and asyncio logs "Task
-  exception was never retrieved" with a traceback for each, after ganjax's one-line error.
-  This drops exactly those records (once per process).
+  """After a full disk, Orbax's unfinished write tasks and the futures that gather them fail
+  too, and asyncio logs "Task exception was never retrieved" (or "_GatheringFuture exception
+  ...") with a traceback for each, after ganjax's one-line error. This drops exactly those
+  records, when their exception is the full disk (once per process).
 
   Not covered: Orbax's callbacks that then reach its closed event loop print "RuntimeError:
   Event loop is closed" tracebacks from native threads, bypassing `sys.excepthook`, in
@@ -354,7 +356,7 @@ def _quiet_failed_write_logs() -> None:
 
   def keep(record: py_logging.LogRecord) -> bool:
     text = record.getMessage() + str(record.exc_info[1] if record.exc_info else '')
-    return not (text.startswith('Task exception was never retrieved')
+    return not (re.match(r'\w+ exception was never retrieved', text)
                 and 'No space left on device' in text)
   keep.ganjax = True
   asyncio_logger.addFilter(keep)

@@ -52,8 +52,8 @@ def get_config() -> config_dict.ConfigDict:
   c.penalty_weight = config_dict.placeholder(object)  # λ/γ (clip: the clip value c); list = per member
   c.n_dis = config_dict.placeholder(int)     # discriminator updates per generator update
   # --- data and model
-  c.dataset = 'ring'                 # ganjax.data.names(): ring | grid | digits | mnist |
-                                     # cifar10 | celeba64
+  c.dataset = 'ring'                 # ganjax.data.names(): ring | grid | gdpp_ring | digits |
+                                     # mnist | cifar10 | celeba64
   c.data_dir = ''                    # TFDS data dir ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data_seed = 0                    # data order; shared by all population members
   c.train_size = 0                   # 2D mixtures: a fixed training set of this many points,

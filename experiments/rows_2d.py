@@ -133,7 +133,11 @@ def _probe_rows() -> list[Row]:
       ('GDPP WGAN-GP, GDPP\'s loop, λ 10', 'grid'): (
           _WGAN + gdpp_loop + (('penalty_weight', 10.0),),
           'GDPP\'s training loop with Gulrajani et al.\'s default λ'),
-      ('GDPP WGAN-GP, λ 10', 'ring'): lam10}
+      ('GDPP WGAN-GP, λ 10', 'ring'): lam10,
+      ('GDPP WGAN-GP, GDPP\'s ring', 'ring'): (
+          _WGAN + _N_DIS_ORDER + (('dataset', 'gdpp_ring'),),
+          'GDPP\'s ring and mode count (data `gdpp_ring`: 7 distinct modes, one twice as '
+          'likely, counted as two halves)')}
   return [Row('probe', name, dataset, f'unrolled_{dataset}', overrides, 5, note=note)
           for (name, dataset), (overrides, note) in probes.items()]
 

@@ -8,7 +8,8 @@ exactly, and any number of processes see the same global batch.
 
 Every dataset is a registered record (`register`, `get`, `names`):
 
-* ``ring`` and ``grid``: `Mixture`s, Gaussian mixtures generated from the seed.
+* ``ring`` and ``grid``: `Mixture`s, Gaussian mixtures generated from the seed (PacGAN's);
+  ``gdpp_ring``: GDPP's ring, 7 distinct modes (see `_gdpp_ring`).
 * ``digits``: scikit-learn's 8x8 digits, registered as the TFDS builder
   ``sklearn_digits`` that prepares itself offline into array_record, then read
   through ``tfds.data_source`` like any standard dataset.
@@ -238,6 +239,18 @@ def _ring() -> Mixture:  # 8 modes on the unit circle, std 0.01
                  'PacGAN Table 1, GAN: 6.3/8 modes, 98.2%')
 
 
+def _gdpp_ring() -> Mixture:
+  """GDPP's and the Unrolled GAN notebook's ring, exactly as their code builds it
+  (M-Elfeki/GDPP gdppgan_Synthetic.py, `sample_ring` and `evaluate_samples`): the 8 means
+  (sin θ, cos θ), θ = linspace(0, 2π, 8). The first and last angle coincide: 7 distinct
+  modes, the one at (0, 1) twice as likely. Rounding keeps the pair apart (sin 2π =
+  -2.4e-16), so mode counting splits that mode by the sign of x and, as in GDPP's
+  evaluation, reaches 8."""
+  angles = np.linspace(0, 2 * np.pi, 8)
+  return Mixture(np.stack([np.sin(angles), np.cos(angles)], 1).astype(np.float32), 0.01,
+                 'GDPP Table 1, WGAN-GP: 6.8 modes, 59.6%')
+
+
 def _grid() -> Mixture:  # 25 modes at {-4,-2,0,2,4}^2, std 0.05
   ticks = np.arange(-4, 5, 2, dtype=np.float32)
   return Mixture(np.stack(np.meshgrid(ticks, ticks), -1).reshape(-1, 2), 0.05,
@@ -251,6 +264,7 @@ def _prepare_digits(data_dir: str) -> None:
 
 register('ring', _ring())
 register('grid', _grid())
+register('gdpp_ring', _gdpp_ring())  # a probe of GDPP's ring row (experiments/rows_2d.py)
 register('digits', TfdsImages('sklearn_digits', 8, prepare=_prepare_digits))
 register('mnist', TfdsImages('mnist', 28))
 register('cifar10', TfdsImages('cifar10', 32))

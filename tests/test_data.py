@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ganjax import data
+from ganjax import data, mixture_metrics
 
 
 @pytest.fixture(scope='module')
@@ -22,6 +22,38 @@ def test_mixture_batches_are_deterministic_and_on_the_modes():
   assert np.all(dist < 6 * std)
   grid_centers = data.get('grid').centers
   assert grid_centers.shape == (25, 2) and set(grid_centers[:, 0]) == {-4, -2, 0, 2, 4}
+
+
+def _gdpp_evaluate(samples, means, std):
+  """GDPP's `evaluate_samples` (M-Elfeki/GDPP gdppgan_Synthetic.py), its loop as written:
+  (modes captured, fraction within 3 std of the nearest mean)."""
+  l2_store = [[np.sum((x_ - i) ** 2) for i in means] for x_ in samples]
+  mode = np.argmin(l2_store, 1)
+  dis_ = [l2_store[j][i] for j, i in enumerate(mode)]
+  hq = [mode[i] for i in range(len(mode)) if np.sqrt(dis_[i]) <= 3 * std]
+  return len(set(hq)), len(hq) / len(samples)
+
+
+def test_gdpp_ring_is_gdpps_data_and_counts_modes_as_gdpp_does():
+  ring = data.get('gdpp_ring')
+  thetas = np.linspace(0, 2 * np.pi, 8)  # GDPP's sample_ring and evaluate_samples
+  np.testing.assert_array_equal(ring.centers, np.stack([np.sin(thetas), np.cos(thetas)], 1)
+                                .astype(np.float32))
+  assert ring.std == 0.01 and len(np.unique(ring.centers.round(6), axis=0)) == 7
+  points = data.Dataset('gdpp_ring', 2500, seed=1).batch(0)[0]
+  at_top = np.linalg.norm(points - [0, 1], axis=1) < 0.1  # the doubled mode
+  assert 0.2 < at_top.mean() < 0.3  # 2 of 8 means
+  # Its halves (x < 0, x > 0) are nearest to different means, so all 7 modes count as 8,
+  # in ganjax's metric and GDPP's evaluation alike; a collapse onto the top mode counts 2.
+  means64 = np.stack([np.sin(thetas), np.cos(thetas)], 1)
+  jitter = np.random.default_rng(0).normal(0, 0.005, points.shape).astype(np.float32)
+  for samples in (points, points[at_top], points + jitter, points[~at_top]):
+    ours = mixture_metrics.mode_metrics(samples, ring.centers, ring.std)
+    modes, hq = _gdpp_evaluate(samples, means64, 0.01)
+    assert (ours['modes'], ours['hq_fraction']) == (modes, hq)
+  assert _gdpp_evaluate(points, means64, 0.01)[0] == 8
+  assert _gdpp_evaluate(points[at_top], means64, 0.01)[0] == 2
+  assert _gdpp_evaluate(points[~at_top], means64, 0.01)[0] == 6
 
 
 @pytest.mark.parametrize('name', ['ring', 'digits'])
@@ -71,7 +103,7 @@ def test_prefetch_yields_batches_in_order():
 
 
 def test_errors(tfds_dir):
-  with pytest.raises(ValueError, match='valid: ring, grid, digits'):
+  with pytest.raises(ValueError, match='valid: ring, grid, gdpp_ring, digits'):
     data.Dataset('imagenet', 8)
   with pytest.raises(ValueError, match='does not divide by the process count 3'):
     data.Dataset('ring', 8, process_count=3)

@@ -178,7 +178,8 @@ def test_unwritable_workdir(tmp_path):
 
 @pytest.mark.parametrize('args,match', [
     (['--config.loss=nope'], "error: unknown loss 'nope'; valid: classic, wgan, hinge"),
-    (['--config.dataset=svhn'], "error: unknown dataset 'svhn'; valid: ring, grid, digits"),
+    (['--config.dataset=svhn'],
+     "error: unknown dataset 'svhn'; valid: ring, grid, gdpp_ring, digits"),
     (['--config.batch_size=-8'], 'error: batch_size=-8; it must be a positive integer.'),
 ])
 def test_command_line_errors_are_one_line(tmp_path, args, match):

@@ -35,7 +35,7 @@ def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
   for probe in probes:  # each differs from the row it probes in the fields it names only
     gdpp = recipe(by_key[f'GDPP T1/WGAN-GP/{probe.dataset}'])
     changed = {k for k, v in recipe(probe).items() if gdpp.get(k) != v}
-    assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order'}, changed
+    assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order', 'dataset'}, changed
 
 
 def test_verdicts_use_combined_standard_errors():

@@ -119,7 +119,7 @@ def test_per_member_hyperparameters(tmp_path):
 
 @pytest.mark.parametrize('field,value,match', [
     ('loss', 'wgan2', 'valid: classic, wgan, hinge'),
-    ('dataset', 'imagenet', 'valid: ring, grid, digits'),
+    ('dataset', 'imagenet', 'valid: ring, grid, gdpp_ring, digits'),
     ('penalty', 'gp', 'valid: none, wgan_gp, r1, r2, dragan, clip'),
     ('model', 'resnet', 'valid: mlp, dcgan'),
     ('batch_size', 0, 'positive integer'),

@@ -19,10 +19,8 @@ gdppgan_Synthetic.py; reference/published-2d-tables.md, recipe B):
   `update_order='simultaneous'`. A loss whose n_dis > 1 (WGAN-GP) needs 'alternating'.
 - data: the notebook's ring, `np.linspace(0, 2π, 8)`, repeats its first angle at its
   last: 7 distinct modes, one twice as likely. ganjax keeps its 8 distinct modes (PacGAN's
-  ring, radius 1, std 0.01). GDPP's evaluation lists the 8 means, and rounding keeps the
-  repeated pair apart (sin 2π = -2.4e-16), so it counts the doubled mode's halves (x < 0,
-  x > 0) as two modes: its "of 8" reach 8 on 7 modes. `--config.dataset=gdpp_ring` is
-  GDPP's ring and count (a probe in experiments/rows_2d.py).
+  ring, radius 1, std 0.01); `--config.dataset=gdpp_ring` is GDPP's ring and mode count
+  (ganjax/data.py, `_gdpp_ring`, says how GDPP's count reaches 8 on 7 modes).
 The notebook says its settings are "not identical to the one in the paper".
 """
 

@@ -210,10 +210,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
            'nearest mode; a mode counts when it holds one HQ sample. Mean ± standard error '
            'over seeds (ganjax) or runs (papers). z: difference in combined standard errors.',
            'ganjax\'s ring has 8 distinct modes; GDPP\'s and the Unrolled GAN notebook\'s '
-           'have 7 (`np.linspace(0, 2π, 8)` repeats an angle, so one mode is twice as '
-           'likely), and GDPP\'s evaluation counts that mode\'s two halves as two modes '
-           '(rounding keeps the repeated means 2.4e-16 apart): its "of 8" reach 8 on 7 '
-           'modes. Dataset `gdpp_ring` is GDPP\'s ring and count.', '']
+           'have 7 (`np.linspace(0, 2π, 8)` repeats an angle), whose doubled mode GDPP\'s '
+           'evaluation counts as two (README; dataset `gdpp_ring`).', '']
   if quick:
     lines += ['**Quick mode**: tiny networks and 40 steps; nothing here is a result.', '']
   for table, header in _SECTIONS.items():

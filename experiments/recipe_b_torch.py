@@ -6,6 +6,9 @@ without ganjax.
     .venv/bin/python experiments/recipe_b_torch.py --order alternating    # G after D's update
     .venv/bin/python experiments/recipe_b_torch.py --quick                # smoke test (the suite)
 
+A rerun with more --seeds keeps the seeds its output file already holds and adds the rest;
+the file is written after every seed.
+
 An independent check of ganjax's recipe-B rows (experiments/reproduce_2d.py, VEEGAN T1 GAN):
 the same recipe (poolio/unrolled_gan, "Unrolled GAN demo.ipynb"; configs/unrolled_ring.py
 lists every setting and its source) in another framework, scored by the same metric
@@ -154,27 +157,40 @@ def main(argv=None):
   torch.set_num_threads(1)
   mixture = data.Dataset(args.dataset, 1).mixture
   centers, std = np.asarray(mixture.centers), float(mixture.std)
-  runs, start = [], time.time()
-  for seed in range(seeds):
-    runs.append(train_seed(seed, centers, std, steps, args.order,
-                           hidden=16 if args.quick else 128, unroll=args.unroll))
+  row = f'Unrolled GAN row (unroll {args.unroll})' if args.unroll else 'GAN row'
+  result = {'recipe': f'B (Unrolled GAN notebook), {row}, PyTorch', 'dataset': args.dataset,
+            'order': args.order, 'unroll': args.unroll, 'seeds': 0, 'steps': steps,
+            'torch': torch.__version__, 'wall_time_s': 0.0, 'summary': {}, 'per_seed': []}
+  os.makedirs(args.out, exist_ok=True)
+  path = os.path.join(args.out, torch_result_name(args.dataset, args.order, args.unroll))
+  if os.path.exists(path):  # seeds 0..n-1 done before: keep them, run the rest
+    with open(path) as f:
+      done = json.load(f)
+    if done['steps'] != steps:
+      parser.error(f'{path} holds {done["steps"]:,}-step runs, not {steps:,}: move it or '
+                   'pass another --out.')
+    result.update({k: done[k] for k in ('seeds', 'per_seed', 'wall_time_s', 'summary', 'torch')})
+    print(f'{path}: seeds 0-{len(done["per_seed"]) - 1} done, kept', flush=True)
+  for seed in range(len(result['per_seed']), seeds):
+    start = time.time()
+    runs = result['per_seed'] + [train_seed(seed, centers, std, steps, args.order,
+                                            hidden=16 if args.quick else 128,
+                                            unroll=args.unroll)]
+    result.update(seeds=len(runs), per_seed=runs, torch=torch.__version__,
+                  wall_time_s=round(result['wall_time_s'] + time.time() - start, 1),
+                  summary={'modes': mean_se([r[-1]['modes'] for r in runs]),
+                           'hq': mean_se([100 * r[-1]['hq_fraction'] for r in runs]),
+                           'reverse_kl': mean_se([r[-1]['reverse_kl'] for r in runs])})
+    with open(path + '.tmp', 'w') as f:  # after every seed: a cut-off loses one seed at most
+      json.dump(result, f, indent=1)
+    os.replace(path + '.tmp', path)
     last = runs[-1][-1]
     print(f'seed {seed}: modes {last["modes"]}, HQ {100 * last["hq_fraction"]:.1f}% '
           f'({time.time() - start:.0f} s)', flush=True)
-  summary = {'modes': mean_se([r[-1]['modes'] for r in runs]),
-             'hq': mean_se([100 * r[-1]['hq_fraction'] for r in runs]),
-             'reverse_kl': mean_se([r[-1]['reverse_kl'] for r in runs])}
-  row = f'Unrolled GAN row (unroll {args.unroll})' if args.unroll else 'GAN row'
-  result = {'recipe': f'B (Unrolled GAN notebook), {row}, PyTorch', 'dataset': args.dataset,
-            'order': args.order, 'unroll': args.unroll, 'seeds': seeds, 'steps': steps,
-            'torch': torch.__version__,
-            'wall_time_s': round(time.time() - start, 1), 'summary': summary, 'per_seed': runs}
-  os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, torch_result_name(args.dataset, args.order, args.unroll))
-  with open(path, 'w') as f:
-    json.dump(result, f, indent=1)
-  print(f'modes {summary["modes"][0]:.1f} ± {summary["modes"][1]:.1f}, HQ '
-        f'{summary["hq"][0]:.1f} ± {summary["hq"][1]:.1f}%; wrote {path}')
+  summary = result['summary']
+  print(f'{result["seeds"]} seeds: modes {summary["modes"][0]:.1f} ± '
+        f'{summary["modes"][1]:.1f}, HQ {summary["hq"][0]:.1f} ± {summary["hq"][1]:.1f}%; '
+        f'wrote {path}')
 
 
 if __name__ == '__main__':

@@ -191,9 +191,9 @@ _SECTIONS = {
         '|---|---|---|---|---|---|---|'],
     'probe': [
         '', '## Probes: the cause of a row that does not reproduce', '',
-        'Each probe is the published row it names, run with the change of its third column, '
-        '5 seeds; that row\'s note in the reproduction table says what they show.', '',
-        '| probe | data | change | modes | HQ % | reverse KL | steps, device | '
+        'Each probe is the published row it names, run with the change of its third column; '
+        'that row\'s note in the reproduction table says what they show.', '',
+        '| probe | data | change | modes | HQ % | reverse KL | steps, seeds, device | '
         'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|']}
 
 
@@ -230,7 +230,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
         elif table == 'beyond':
           cells = [row.row, row.dataset, 'not run', stale or row.note, '', f'{steps:,}', '']
         else:
-          cells = [row.row, row.dataset, row.note, stale or 'not run', '', '', f'{steps:,}', '']
+          cells = [row.row, row.dataset, row.note, stale or 'not run', '', '',
+                   f'{steps:,}, {row.seeds}', '']
         lines.append('| ' + ' | '.join(cells) + ' |')
         continue
       points = r['along_training'].values()
@@ -248,7 +249,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
       elif table == 'beyond':
         cells = [r['row'], r['dataset']] + ours + [along]
       else:
-        cells = [r['row'], r['dataset'], row.note] + ours + [along_hq]
+        cells = [r['row'], r['dataset'], row.note] + ours[:3] + [
+            f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results)
   done = [r for r in results.values()]

@@ -24,6 +24,7 @@ class Row:
   seeds: int
   published: dict | None = None  # {'modes': (mean, se or None), 'hq': (percent, se or None)}
   note: str = ''
+  of: str = ''          # a probe: the key of the row it probes
 
   @property
   def key(self) -> str:
@@ -125,6 +126,10 @@ def _beyond_rows() -> list[Row]:
 def _probe_rows() -> list[Row]:
   """Runs that test a cause of a published row ganjax does not reproduce: the settings
   they name changed, the rest as the row's. Their results feed the row's note."""
+  # Seeds 5-14, on their own data stream: with the row's seeds 0-4, 15 independent runs.
+  more_seeds = ((('seed', 5), ('data_seed', 1)),
+                '10 more seeds (5-14) and another data stream: pooled with the row\'s 5, '
+                'the mean of 15 runs')
   gdpp_loop = (('n_dis', 1), ('update_order', 'simultaneous'))  # gdppgan_Synthetic.py's loop
   lam10 = (_WGAN + _N_DIS_ORDER + (('penalty_weight', 10.0),),
            'λ 10 (Gulrajani et al.\'s default) instead of the toy code\'s 0.1')
@@ -141,8 +146,11 @@ def _probe_rows() -> list[Row]:
           _WGAN + _N_DIS_ORDER + (('dataset', 'gdpp_ring'),),
           'GDPP\'s ring and mode count (data `gdpp_ring`: 7 distinct modes, one twice as '
           'likely, counted as two halves)')}
-  return [Row('probe', name, dataset, f'unrolled_{dataset}', overrides, 5, note=note)
+  rows = [Row('probe', name, dataset, f'unrolled_{dataset}', overrides, 5, note=note,
+              of=f'GDPP T1/WGAN-GP/{dataset}')
           for (name, dataset), (overrides, note) in probes.items()]
+  return rows + [Row('probe', 'VEEGAN GAN, 10 more seeds', 'grid', 'unrolled_grid',
+                     more_seeds[0], 10, note=more_seeds[1], of='VEEGAN T1/GAN/grid')]
 
 
 def all_rows() -> list[Row]:

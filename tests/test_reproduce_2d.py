@@ -33,9 +33,10 @@ def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
     return reproduce_2d.recipe(reproduce_2d.make_config(row, quick=False))
   by_key = {r.key: r for r in rows}
   for probe in probes:  # each differs from the row it probes in the fields it names only
-    gdpp = recipe(by_key[f'GDPP T1/WGAN-GP/{probe.dataset}'])
-    changed = {k for k, v in recipe(probe).items() if gdpp.get(k) != v}
-    assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order', 'dataset'}, changed
+    probed = recipe(by_key[probe.of])
+    changed = {k for k, v in recipe(probe).items() if probed.get(k) != v}
+    assert changed and changed <= {'penalty_weight', 'n_dis', 'update_order', 'dataset',
+                                   'seed', 'data_seed', 'population'}, changed
 
 
 def test_verdicts_use_combined_standard_errors():
@@ -121,6 +122,18 @@ def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_p
                         .read_text())
   assert unrolled['unroll'] == 2 and 'Unrolled GAN row' in unrolled['recipe']
   assert unrolled['per_seed'] != a['per_seed']  # G's loss reads the look-ahead D
+  # A rerun keeps the seeds its file holds and adds the rest: a cut-off after seed 0.
+  path = tmp_path / 'b' / 'recipe_b_torch_ring_simultaneous.json'
+  kept = [dict(p, modes=p['modes'] - 1) for p in a['per_seed'][0]]  # marked: not rerun
+  path.write_text(json.dumps({**a, 'seeds': 1, 'per_seed': [kept]}))
+  recipe_b_torch.main(['--quick', f'--out={tmp_path / "b"}'])
+  resumed = json.loads(path.read_text())
+  assert resumed['per_seed'] == [kept, a['per_seed'][1]] and resumed['seeds'] == 2
+  assert resumed['summary']['modes'][0] == pytest.approx(a['summary']['modes'][0] - 0.5)
+  path.write_text(json.dumps({**a, 'steps': 25_000}))  # other settings: refused, kept
+  with pytest.raises(SystemExit):
+    recipe_b_torch.main(['--quick', f'--out={tmp_path / "b"}'])
+  assert json.loads(path.read_text())['steps'] == 25_000
 
 
 def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():

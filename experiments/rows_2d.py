@@ -74,17 +74,18 @@ _VEEGAN_GAN_NOTES = {
     'ring': 'cause: the recipe. Under recipe B (the Unrolled GAN notebook) an independent '
             'PyTorch port agrees with ganjax (section below); VEEGAN ran this row in its own '
             'code (recipe C, not published in full)',
-    'grid': 'not settled by 5 seeds: the PyTorch port of recipe B (section below) agrees with '
-            'ganjax and lies nearer VEEGAN\'s numbers; VEEGAN ran this row in its own code '
-            '(recipe C)'}
+    'grid': 'cause: the recipe, as on the ring. With 10 more seeds (probe below) ganjax\'s 15 '
+            'give 6.6 ± 0.7 modes and 2.9 ± 1.1% HQ: modes 4.5 s.e. above VEEGAN\'s, HQ within '
+            '3 points. The PyTorch port of recipe B agrees with ganjax (section below; Welch p '
+            '0.33 on modes against the 15); VEEGAN ran this row in its own code (recipe C)'}
 
 _UNROLLED_NOTES = {
     'ring': 'modes agree (8 of 8 against 7.6, on a ring whose mode count VEEGAN does not '
             'give); HQ still rises at 25,000 steps (2.3 / 4.7 / 12.6 / 16.1%). HQ varies '
-            'widely by seed (ganjax 3.8-33%, the PyTorch port 28-63%); the port, which takes '
-            'the same unrolled G gradient (a test), reaches 41.0% in 3 seeds, not different '
-            'from ganjax beyond seed noise (Welch p 0.14, section below); 10 seeds of each '
-            'would settle it',
+            'widely by seed (ganjax 3.8-33%, the PyTorch port 9.6-63%); the port, which takes '
+            'the same unrolled G gradient from the same initial distribution (tests), '
+            'reaches 32.1 ± 8.7% in 5 seeds, not different from ganjax beyond seed noise '
+            '(Welch p 0.15, section below); more seeds of each would settle it',
     'grid': 'cause: the recipe. The independent PyTorch port of recipe B gives the same '
             'row (3 seeds: 21.0 ± 1.2 modes, 4.4 ± 2.3% HQ; Welch p 0.83 on HQ, section '
             'below), and in both HQ stays near 3% along training; the notebook trains the '
@@ -93,10 +94,10 @@ _UNROLLED_NOTES = {
 # GDPP published no WGAN-GP code: λ and n_dis are Gulrajani et al.'s toy values. The grid
 # row's probes (_probe_rows) measure how much the unpublished settings move it.
 _GDPP_NOTES = {
-    'ring': 'λ 0.1 (toy λ), n_dis 5. Not the data: on GDPP\'s own ring and mode count '
-            '(probe below) ganjax gives 8.0 modes and 82.8 ± 2.7% HQ, further from GDPP\'s '
-            '6.8 and 59.6%. Left: the settings GDPP did not publish, which move the grid row '
-            'by more than its gap (its probes); the λ 10 ring probe has not run',
+    'ring': 'λ 0.1 (toy λ), n_dis 5. Cause: settings GDPP did not publish, as on the grid: '
+            'λ 10 (probe below) gives 4.2 ± 0.7 modes and 0.3 ± 0.1% HQ, and GDPP\'s 6.8 and '
+            '59.6% lie between the two λ. Not the data: on GDPP\'s own ring and mode count '
+            '(probe below) ganjax gives 8.0 modes and 82.8 ± 2.7% HQ',
     'grid': 'λ 0.1 (toy λ), n_dis 5. Cause: settings GDPP did not publish, which move this '
             'row by more than the gap (probes below): λ 10 gives 17.4 modes and 1.9% HQ; '
             'GDPP\'s loop for its GAN (one D and one G update per batch) gives 3.8 and 1.8% '

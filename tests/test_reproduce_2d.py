@@ -207,3 +207,23 @@ def test_welch_t_test_of_the_torch_check():
   assert reproduce_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
   assert reproduce_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
   assert reproduce_2d.welch([1.0], [2.0, 3.0]) == '-'
+
+
+def test_the_pytorch_port_and_ganjax_start_from_the_same_initial_distribution():
+  """Recipe B's init on both sides: every weight matrix is orthogonal times gain 1.4 (all its
+  singular values 1.4), every bias zero; so runs of the two differ by seeds, not by init."""
+  torch = pytest.importorskip('torch')
+  from conftest import member_parts  # pylint: disable=import-outside-toplevel
+  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
+  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
+  _, m, _ = member_parts(unrolled_ring.get_config())
+  torch.manual_seed(0)
+  for widths, ours in (([256, 128, 128, 2], m['g_params']), ([2, 128, 128, 1], m['d_params'])):
+    theirs = [layer for layer in recipe_b_torch.mlp(widths) if isinstance(layer, torch.nn.Linear)]
+    assert len(theirs) == len(ours) == 3
+    for i, layer in enumerate(theirs):
+      kernel = np.asarray(ours[f'Dense_{i}']['kernel'])
+      assert kernel.shape == tuple(layer.weight.shape[::-1])
+      for w in (kernel, layer.weight.detach().numpy()):
+        np.testing.assert_allclose(np.linalg.svd(w, compute_uv=False), 1.4, rtol=1e-5)
+      assert not np.any(ours[f'Dense_{i}']['bias']) and not layer.bias.detach().any()

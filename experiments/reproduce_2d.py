@@ -197,6 +197,17 @@ _SECTIONS = {
         'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|']}
 
 
+def pooled(probe: dict, probed: dict | None) -> str:
+  """A probe that only adds seeds (`seed`, `data_seed`) pooled with the row it probes:
+  modes and HQ % over all their seeds, or '' for any other probe."""
+  if probed is None or not set(probe['overrides']) <= {'seed', 'data_seed'}:
+    return ''
+  runs = probed['per_seed'] + probe['per_seed']
+  modes = mean_se([s['modes'] for s in runs])
+  hq = mean_se([100 * s['hq_fraction'] for s in runs])
+  return f'. All {len(runs)} seeds: {_fmt(modes)} modes, {_fmt(hq)}% HQ'
+
+
 def _section(row: Row) -> str:
   return row.table if row.table in ('beyond', 'probe') else 'reproduction'
 
@@ -249,7 +260,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
       elif table == 'beyond':
         cells = [r['row'], r['dataset']] + ours + [along]
       else:
-        cells = [r['row'], r['dataset'], row.note] + ours[:3] + [
+        change = row.note + pooled(r, results.get(row.of))
+        cells = [r['row'], r['dataset'], change] + ours[:3] + [
             f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results)

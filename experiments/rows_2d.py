@@ -130,8 +130,7 @@ def _probe_rows() -> list[Row]:
   they name changed, the rest as the row's. Their results feed the row's note."""
   # Seeds 5-14, on their own data stream: with the row's seeds 0-4, 15 independent runs.
   more_seeds = ((('seed', 5), ('data_seed', 1)),
-                '10 more seeds (5-14) and another data stream: pooled with the row\'s 5, '
-                'the mean of 15 runs')
+                '10 more seeds (5-14) and another data stream')
   gdpp_loop = (('n_dis', 1), ('update_order', 'simultaneous'))  # gdppgan_Synthetic.py's loop
   lam10 = (_WGAN + _N_DIS_ORDER + (('penalty_weight', 10.0),),
            'λ 10 (Gulrajani et al.\'s default) instead of the toy code\'s 0.1')

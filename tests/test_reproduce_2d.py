@@ -39,6 +39,15 @@ def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
                                    'seed', 'data_seed', 'population'}, changed
 
 
+def test_a_probe_that_only_adds_seeds_is_pooled_with_its_row():
+  row = {'per_seed': [{'modes': 8, 'hq_fraction': 0.1}, {'modes': 6, 'hq_fraction': 0.3}]}
+  more = {'overrides': {'seed': 5, 'data_seed': 1},
+          'per_seed': [{'modes': 1, 'hq_fraction': 0.2}]}
+  assert reproduce_2d.pooled(more, row) == '. All 3 seeds: 5.0 ± 2.1 modes, 20.0 ± 5.8% HQ'
+  assert reproduce_2d.pooled(dict(more, overrides={'penalty_weight': 10.0}), row) == ''
+  assert reproduce_2d.pooled(more, None) == ''  # the probed row has not run
+
+
 def test_verdicts_use_combined_standard_errors():
   published = {'modes': (7.8, 0.1), 'hq': (95.9, 1.4)}
   ok, z = reproduce_2d.verdict(published, {'modes': (7.6, 0.1), 'hq': (93.5, 0.5)})

@@ -10,8 +10,8 @@ the rows no paper has.
 
 On a CPU a second core barely speeds up one row of these small networks, so run rows side
 by side, one per core, into the same ``--out`` (each adds its row to the results file
-under a lock). On 2 cores two unrolled rows pinned this way ran at 5.9 steps/s each, where
-one alone, on both cores, ran at 6.2:
+under a lock). On 2 cores two unrolled recipe-B rows pinned this way took 79 minutes each;
+one alone, on both cores, took 56-67 minutes: 1.55 times the throughput.
 
     taskset -c 0 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/ring' &
     taskset -c 1 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/grid'

@@ -259,17 +259,42 @@ def test_unretrieved_full_disk_failures_of_tasks_and_gathers_are_not_logged(capl
   assert kinds == ['Task', '_GatheringFuture'], kinds
 
 
-# Orbax's write callbacks that reach its closed event loop after a full disk print this from
-# native threads (not through sys.excepthook) in about a third of the runs; nothing of
-# ganjax's. The lines of exactly that traceback are tolerated (ganjax/checkpoint.py,
-# _quiet_failed_write_logs); any other line still fails the test.
-_ORBAX_CLOSED_LOOP_TRACEBACK = re.compile(  # its pieces, wherever they land: native threads
-    r'Traceback \(most recent call last\):\n?|'  # write them interleaved with the log lines
-    r'  File "[^"\n]*/asyncio/base_events\.py", line \d+, in '
-    r'(call_soon_threadsafe|_check_closed)\n?|'
-    r'    self\._check_closed\(\)\n?|'
-    r"    raise RuntimeError\('Event loop is closed'\)\n?|"
-    r'RuntimeError: Event loop is closed\n?')
+def test_closed_loop_callbacks_and_unawaited_writes_after_a_failure_are_not_printed():
+  """TensorStore's native threads that finish a write after Orbax closed its loop report
+  "Event loop is closed" through sys.unraisablehook (in about half the real full-disk runs,
+  interleaved with the log); ganjax drops exactly those, and Orbax's unawaited-write warning.
+  Any other unraisable exception or warning is still reported."""
+  import asyncio
+  import warnings
+  seen = []
+  hook = checkpoint.without_closed_loop_callbacks(lambda a: seen.append(str(a.exc_value)))
+
+  def report(error, obj=None):
+    hook(type('UnraisableHookArgs', (), dict(
+        exc_type=type(error), exc_value=error, exc_traceback=error.__traceback__,
+        err_msg=None, object=obj)))
+
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as e:
+    closed = e
+  report(closed)
+  assert seen == []
+  report(closed, obj=loop)  # reported with an object: not a native thread's callback
+  try:
+    raise RuntimeError('Event loop is closed')  # not from asyncio's call_soon_threadsafe
+  except RuntimeError as e:
+    report(e)
+  assert seen == ['Event loop is closed'] * 2
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    checkpoint._quiet_failed_write_logs()
+    warnings.warn("coroutine 'async_serialize_from_host.<locals>.write_fragment' was never "
+                  'awaited', RuntimeWarning)
+    warnings.warn("coroutine 'mine' was never awaited", RuntimeWarning)
+  assert [str(w.message) for w in caught] == ["coroutine 'mine' was never awaited"]
 
 
 @pytest.mark.slow
@@ -282,8 +307,7 @@ def test_a_real_full_filesystem_stops_in_one_line_keeping_complete_checkpoints(
   proc = subprocess.run([sys.executable, '-m', 'ganjax.main', f'--workdir={w}'] + args,
                         cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 1, proc.stderr[-3000:]
-  errors = [l for l in _ORBAX_CLOSED_LOOP_TRACEBACK.sub('', proc.stderr).splitlines()
-            if l.strip() and not re.match(r'\s*I\d{4} ', l)]
+  errors = [l for l in proc.stderr.splitlines() if l.strip() and not re.match(r'I\d{4} ', l)]
   assert len(errors) == 1, proc.stderr[-3000:]  # no tracebacks: one line besides the INFO log
   match = re.fullmatch(
       rf'error: checkpoint step (\d+) was not saved: no space left in {re.escape(str(w))}'

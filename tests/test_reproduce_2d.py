@@ -83,9 +83,11 @@ def test_quick_run_writes_the_report(tmp_path, monkeypatch):
   assert json.loads((tmp_path / 'reproduce_2d.json').read_text()) == results
 
 
-def test_processes_sharing_one_results_file_keep_each_others_rows(tmp_path):
+def test_writers_sharing_one_results_file_keep_each_others_rows(tmp_path):
   # Rows run side by side (e.g. pinned to different cores) share one --out: each adds its
-  # row to what is on disk when it finishes, so none overwrites another's.
+  # row to what is on disk when it finishes, so none overwrites another's. The writers here
+  # are threads: each opens the lock file itself, and flock locks belong to an open file, so
+  # threads exclude each other as processes do (without the lock this test fails).
   path = str(tmp_path / 'reproduce_2d.json')
   row = lambda i: {'table': 'beyond', 'row': f'r{i}', 'dataset': 'ring', 'steps': i}
 
@@ -103,6 +105,31 @@ def test_processes_sharing_one_results_file_keep_each_others_rows(tmp_path):
                 key=lambda r: r['steps']) == [row(i) for i in range(4)]
   assert sorted(p.name for p in tmp_path.iterdir()) == ['reproduce_2d.json']  # no lock file
   assert reproduce_2d.load(path)['beyond/r2/ring'] == row(2)
+
+
+def test_a_row_another_process_finished_meanwhile_is_not_run_again(tmp_path, monkeypatch):
+  # Two processes given overlapping rows: the results are read again with every row written,
+  # so a row the other process finished meanwhile is taken, not run twice.
+  keys = ['beyond/hinge, unroll 5/ring', 'beyond/hinge, unroll 5/grid']
+  rows = {r.key: r for r in rows_2d.all_rows()}
+  path = str(tmp_path / 'reproduce_2d.json')
+
+  def result(row):
+    return {'table': row.table, 'row': row.row, 'dataset': row.dataset,
+            'recipe': reproduce_2d.recipe(reproduce_2d.make_config(row, quick=False)),
+            'ganjax': {'modes': [8.0, 0.0], 'hq': [30.0, 5.0]}, 'wall_time_s': 1.0}
+  ran = []
+
+  def run_row(row, out, quick, steps_per_call=1):
+    ran.append(row.key)
+    with reproduce_2d.locked(path) as results:  # the other process finishes the grid row
+      results[keys[1]] = result(rows[keys[1]])
+    return result(row)
+  monkeypatch.setattr(reproduce_2d, 'run_row', run_row)
+  monkeypatch.setattr(reproduce_2d, 'write_report', lambda *args: None)
+  reproduce_2d.main(['--rows', *keys, f'--out={tmp_path}'])
+  assert ran == keys[:1]
+  assert sorted(reproduce_2d.load(path)) == sorted(keys)
 
 
 def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_run():

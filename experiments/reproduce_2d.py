@@ -7,6 +7,7 @@ the rows no paper has.
     .venv/bin/python experiments/reproduce_2d.py --table beyond         # 36 rows, recipe B
     .venv/bin/python experiments/reproduce_2d.py --table probe          # causes of gaps
     .venv/bin/python experiments/reproduce_2d.py --quick                # smoke test (the suite)
+    .venv/bin/python experiments/reproduce_2d.py --merge OTHER/reproduce_2d.json  # take rows
 
 On a CPU a second core barely speeds up one row of these small networks, so run rows side
 by side, one per core, into the same ``--out`` (each adds its row to the results file
@@ -15,6 +16,9 @@ one alone, on both cores, took 56-67 minutes: 1.55 times the throughput.
 
     taskset -c 0 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/ring' &
     taskset -c 1 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/grid'
+
+On a lent GPU machine, experiments/gpu_rows.sh runs rows within one call; `--merge` takes
+the rows it brings back (or another ``--out``'s) into the committed results.
 
 The rows, their recipes and published numbers are in experiments/rows_2d.py. Every row
 trains its seeds as one population under its paper's recipe
@@ -362,12 +366,32 @@ def welch(ours: list[float], theirs: list[float]) -> str:
   return f'{test.statistic:+.2f} ({test.df:.1f}), {test.pvalue:.2f}'
 
 
+def merge(path: str, others: list[str], by_key: dict, quick: bool = False) -> None:
+  """Adds to the results file `path` each row of the files `others` that `path` lacks or
+  holds stale; a row stale for today's recipe, or one `path` holds fresh, is not taken."""
+  with locked(path) as results:
+    for other in others:
+      for key, result in load(other).items():
+        row = by_key.get(key)
+        if row is None or stale_fields(result, row, quick):
+          print(f'{other}: {key}: {"unknown" if row is None else "stale"}, not taken')
+        elif key in results and not stale_fields(results[key], row, quick):
+          if results[key] != result:
+            print(f'{other}: {key}: {path} holds a run of this recipe, kept')
+        else:
+          results[key] = result
+          print(f'{other}: {key}: taken')
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--rows', nargs='+', default=None, help='row keys (see --list)')
   parser.add_argument('--table', choices=('reproduction', 'beyond', 'probe', 'all'),
                       default=None)
   parser.add_argument('--list', action='store_true', help='print the rows and their status')
+  parser.add_argument('--merge', nargs='+', default=None, metavar='JSON',
+                      help='add the rows of other results files (another --out, a GPU '
+                           'machine\'s) that --out lacks or holds stale, and rewrite the report')
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
   parser.add_argument('--steps_per_call', type=int, default=1,
@@ -392,6 +416,11 @@ def main(argv=None):
       status = '-' if not done else 'stale' if stale_fields(done, r) else 'done'
       print(f'{r.key:45s} {status:5s} seeds {r.seeds}, '
             f'config {r.config} {dict(r.overrides)}')
+    return
+  if args.merge:
+    merge(path, args.merge, by_key, args.quick)
+    with locked(path) as results:
+      write_report(out, results, rows, args.quick)
     return
   if args.rows:
     todo = [by_key[k] for k in args.rows]

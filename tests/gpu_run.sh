@@ -20,35 +20,14 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$SECONDS
-site=${GPU_RUN_SITE:-/tmp/site}
+
 
 { python3 --version; nproc
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } \
   | tee "$out/machine.txt"
 
-# Distributions the suite needs beyond the machine's own (tests/fetch_gpu_wheels.sh).
-missing=$(python3 - <<'EOF'
-import importlib.metadata as md
-wanted = ['tensorflow-datasets', 'array_record', 'dm-tree', 'wrapt', 'etils', 'importlib_resources',
-          'zipp', 'googleapis-common-protos', 'immutabledict', 'ml_collections', 'promise',
-          'simple-parsing', 'docstring_parser', 'tensorflow-metadata', 'termcolor', 'toml',
-          'tqdm', 'scikit-learn', 'joblib', 'threadpoolctl', 'narwhals', 'pytest-xdist',
-          'execnet']
-for name in wanted:
-  try:
-    md.version(name)
-  except md.PackageNotFoundError:
-    print(name)
-EOF
-)
-if [ -n "$missing" ]; then
-  echo "gpu_run: installing from .whl/suite:" $missing | tee -a "$out/machine.txt"
-  # shellcheck disable=SC2086
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --find-links .whl/suite --target "$site" $missing 2>&1 | tee -a "$out/machine.txt"
-  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "gpu_run: install failed (wheels for this python?)"; exit 1; }
-  export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
-fi
+# Installs what the suite needs beyond the machine's own (tests/fetch_gpu_wheels.sh).
+source tests/gpu_site.sh || exit 1
 python3 -c 'import jax, flax, optax, orbax.checkpoint, tensorflow_datasets, array_record, sklearn
 import ml_collections, tensorboard, matplotlib, pytest, hypothesis
 print("jax", jax.__version__, jax.devices(), "flax", flax.__version__, "optax", optax.__version__,

@@ -8,10 +8,11 @@ discriminator updates. Both work with every loss and penalty.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from conftest import g_objective_value as _g_loss, load_state, member_parts, tiny_config
-from ganjax import data, models, parallel, resolve, step as step_lib, train
+from ganjax import data, models, optimizers, parallel, resolve, step as step_lib, train
 
 
 # ------------------------------------------------------------------ packing --
@@ -79,6 +80,37 @@ def test_unrolled_generator_gradient_matches_finite_differences():
   plain_dot = sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(plain),
                                                  jax.tree_util.tree_leaves(direction)))
   assert abs(float(plain_dot) - float(dot)) > 10 * (2e-2 * abs(float(dot)) + 1e-4)
+
+
+def test_adams_update_is_differentiable_where_a_gradient_is_exactly_zero():
+  """Adam's update of a parameter whose gradients were exactly 0 (its second moment is 0)
+  has a finite derivative: sqrt's is infinite at 0 and, times 0, made it NaN."""
+  tx = optimizers.make({'name': 'adam', 'b1': 0.5, 'b2': 0.999}, 1e-3)
+
+  def after(x):  # gradients x * [1, 0]: the second parameter's is exactly 0
+    params = jnp.ones(2)
+    state = tx.init(params)
+    for _ in range(2):
+      updates, state = tx.update(x * jnp.array([1.0, 0.0]), state, params)
+      params = optax.apply_updates(params, updates)
+    return params
+
+  jacobian = jax.jacobian(after)(0.3)
+  assert np.all(np.isfinite(jacobian)) and jacobian[1] == 0.0, jacobian
+  np.testing.assert_allclose(after(0.3), [1 - 2e-3, 1.0], rtol=1e-6)  # about lr * sign
+
+
+def test_unrolled_relativistic_generator_gradient_is_finite():
+  """The relativistic loss cancels D's output bias. On the CPU its gradient, and Adam's
+  second moment there, are exactly 0, and the look-ahead through Adam made G's gradient NaN
+  at the first step (optimizers.ADAM_EPS_ROOT); elsewhere rounding may leave them tiny."""
+  parts, m = _tiny_parts(unroll_steps=2, loss='relativistic',
+                         **{'d_optimizer.name': 'adam', 'd_optimizer.learning_rate': 1e-2})
+  rng = np.random.default_rng(0)
+  z = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+  real = jnp.asarray(rng.normal(size=(8, 2)), jnp.float32)
+  grad = jax.jit(jax.grad(lambda p: _g_loss(parts, m, p, z, real)))(m['g_params'])
+  assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(grad))
 
 
 @pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic

@@ -132,6 +132,37 @@ def test_a_row_another_process_finished_meanwhile_is_not_run_again(tmp_path, mon
   assert sorted(reproduce_2d.load(path)) == sorted(keys)
 
 
+def test_merge_takes_missing_and_stale_rows_and_keeps_fresh_ones(tmp_path, monkeypatch, capsys):
+  rows = {r.key: r for r in rows_2d.all_rows()}
+  keys = ['beyond/hinge, unroll 5/ring', 'beyond/hinge, unroll 5/grid', 'beyond/hinge, plain/ring']
+
+  def result(key, hq, stale=False):
+    config = reproduce_2d.make_config(rows[key], quick=False)
+    if stale:
+      config.update_order = 'alternating'
+    return {'table': 'beyond', 'row': rows[key].row, 'dataset': rows[key].dataset,
+            'recipe': reproduce_2d.recipe(config), 'ganjax': {'hq': [hq, 1.0]}}
+
+  ours, theirs = tmp_path / 'ours', tmp_path / 'theirs'
+  for folder, results in ((ours, [result(keys[1], 1.0, stale=True), result(keys[2], 2.0)]),
+                          (theirs, [result(keys[0], 10.0), result(keys[1], 11.0),
+                                    result(keys[2], 12.0), result(keys[2], 13.0, stale=True)
+                                    | {'row': 'hinge, pack 4'}])):
+    folder.mkdir()
+    (folder / 'reproduce_2d.json').write_text(json.dumps(results))
+  reports = []
+  monkeypatch.setattr(reproduce_2d, 'write_report', lambda out, results, *a: reports.append(
+      sorted(results)))
+  reproduce_2d.main(['--merge', str(theirs / 'reproduce_2d.json'), f'--out={ours}'])
+  merged = reproduce_2d.load(str(ours / 'reproduce_2d.json'))
+  assert {k: r['ganjax']['hq'][0] for k, r in merged.items()} == {
+      keys[0]: 10.0, keys[1]: 11.0, keys[2]: 2.0}  # missing and stale taken; fresh kept
+  assert reports == [sorted(keys)]
+  printed = capsys.readouterr().out
+  assert f'{keys[2]}: {ours / "reproduce_2d.json"} holds a run of this recipe, kept' in printed
+  assert 'beyond/hinge, pack 4/ring: stale, not taken' in printed
+
+
 def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_run():
   rows = {r.key: r for r in rows_2d.all_rows()}
   gan = rows['VEEGAN T1/GAN/ring']

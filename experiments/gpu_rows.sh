@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rows of experiments/reproduce_2d.py on a lent GPU machine (issue 11: the PacGAN rows, the
+# WGAN-GP unroll rows), within one call of the run tool. That machine has no network: what
+# ganjax imports beyond its python3 travels as wheels in .whl/suite (bash
+# tests/fetch_gpu_wheels.sh here first, then carry .whl/suite) and tests/gpu_site.sh installs
+# it. Starts from the committed experiments/results/reproduce_2d.json, so the report it writes
+# is whole; rows run in the order given, 100 steps per call, and at DEADLINE_S the row in
+# progress is preempted (SIGTERM: saved, reported, lost with the machine). Finished rows are in
+# OUT/reproduce_2d.{json,md}, with rows.log and machine.txt; the checkpoints stay behind.
+# Take them into the committed results here:
+#   .venv/bin/python experiments/reproduce_2d.py --merge FILES_AT/reproduce_2d.json
+#
+#   bash experiments/gpu_rows.sh OUT DEADLINE_S ROW...
+#   e.g. bash experiments/gpu_rows.sh $OUT 480 'PacGAN T1/GAN/ring' 'PacGAN T1/GAN/grid'
+#
+# Give the run tool a timeout of DEADLINE_S + 90 s (the install and the final report).
+set -uo pipefail
+out=${1:?usage: gpu_rows.sh OUT DEADLINE_S ROW...}
+deadline=${2:?usage: gpu_rows.sh OUT DEADLINE_S ROW...}
+shift 2
+[ $# -gt 0 ] || { echo 'gpu_rows: name the rows (python3 experiments/reproduce_2d.py --list)'; exit 2; }
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+start=$SECONDS
+{ python3 --version; nproc
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } \
+  | tee "$out/machine.txt"
+source tests/gpu_site.sh || exit 1
+work=${GPU_ROWS_WORK:-/tmp/gpu_rows}  # checkpoints: too big to bring back
+mkdir -p "$work"
+[ -f "$work/reproduce_2d.json" ] || cp experiments/results/reproduce_2d.json "$work/"
+export PYTHONUNBUFFERED=1
+timeout -s TERM --kill-after=60 "$deadline" python3 experiments/reproduce_2d.py \
+  --steps_per_call 100 --out "$work" --rows "$@" 2>&1 | tee "$out/rows.log"
+status=${PIPESTATUS[0]}
+cp "$work/reproduce_2d.json" "$work/reproduce_2d.md" "$out/" 2>/dev/null
+echo "gpu_rows: exit status $status; $((SECONDS - start)) s in all" | tee -a "$out/rows.log"
+exit "$status"

@@ -23,10 +23,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$SECONDS
-{ python3 --version; nproc
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } \
-  | tee "$out/machine.txt"
-source tests/gpu_site.sh || exit 1
+source tests/gpu_site.sh || exit 1  # machine.txt; what the machine lacks, from .whl/suite
 work=${GPU_ROWS_WORK:-/tmp/gpu_rows}  # checkpoints: too big to bring back
 mkdir -p "$work"
 [ -f "$work/reproduce_2d.json" ] || cp experiments/results/reproduce_2d.json "$work/"

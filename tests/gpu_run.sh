@@ -20,14 +20,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$SECONDS
-
-
-{ python3 --version; nproc
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } \
-  | tee "$out/machine.txt"
-
-# Installs what the suite needs beyond the machine's own (tests/fetch_gpu_wheels.sh).
-source tests/gpu_site.sh || exit 1
+source tests/gpu_site.sh || exit 1  # machine.txt; what the machine lacks, from .whl/suite
 python3 -c 'import jax, flax, optax, orbax.checkpoint, tensorflow_datasets, array_record, sklearn
 import ml_collections, tensorboard, matplotlib, pytest, hypothesis
 print("jax", jax.__version__, jax.devices(), "flax", flax.__version__, "optax", optax.__version__,

@@ -1,8 +1,12 @@
 # Sourced by tests/gpu_run.sh and experiments/gpu_rows.sh on a lent GPU machine (no network):
 # installs into $site (default /tmp/site) the distributions the suite imports beyond the
 # machine's own python3 packages, from the wheels in .whl/suite (tests/fetch_gpu_wheels.sh,
-# carried with the tree), and puts $site on PYTHONPATH. Notes to "$out/machine.txt".
+# carried with the tree), and puts $site on PYTHONPATH. Writes the machine (python, cores,
+# GPU) and what it installed to "$out/machine.txt".
 site=${site:-${GPU_RUN_SITE:-/tmp/site}}
+{ python3 --version; nproc
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1; } \
+  | tee "$out/machine.txt"
 missing=$(python3 - <<'EOF'
 import importlib.metadata as md
 wanted = ['tensorflow-datasets', 'array_record', 'dm-tree', 'wrapt', 'etils', 'importlib_resources',

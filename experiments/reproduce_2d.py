@@ -366,21 +366,20 @@ def welch(ours: list[float], theirs: list[float]) -> str:
   return f'{test.statistic:+.2f} ({test.df:.1f}), {test.pvalue:.2f}'
 
 
-def merge(path: str, others: list[str], by_key: dict, quick: bool = False) -> None:
-  """Adds to the results file `path` each row of the files `others` that `path` lacks or
-  holds stale; a row stale for today's recipe, or one `path` holds fresh, is not taken."""
-  with locked(path) as results:
-    for other in others:
-      for key, result in load(other).items():
-        row = by_key.get(key)
-        if row is None or stale_fields(result, row, quick):
-          print(f'{other}: {key}: {"unknown" if row is None else "stale"}, not taken')
-        elif key in results and not stale_fields(results[key], row, quick):
-          if results[key] != result:
-            print(f'{other}: {key}: {path} holds a run of this recipe, kept')
-        else:
-          results[key] = result
-          print(f'{other}: {key}: taken')
+def merge(results: dict, others: list[str], by_key: dict, quick: bool = False) -> None:
+  """Adds to `results` each row of the results files `others` that it lacks or holds
+  stale; a row stale for today's recipe, or one `results` holds fresh, is not taken."""
+  for other in others:
+    for key, result in load(other).items():
+      row = by_key.get(key)
+      if row is None or stale_fields(result, row, quick):
+        print(f'{other}: {key}: {"unknown" if row is None else "stale"}, not taken')
+      elif key in results and not stale_fields(results[key], row, quick):
+        if results[key] != result:
+          print(f'{other}: {key}: a run of this recipe is stored, kept')
+      else:
+        results[key] = result
+        print(f'{other}: {key}: taken')
 
 
 def main(argv=None):
@@ -418,8 +417,8 @@ def main(argv=None):
             f'config {r.config} {dict(r.overrides)}')
     return
   if args.merge:
-    merge(path, args.merge, by_key, args.quick)
     with locked(path) as results:
+      merge(results, args.merge, by_key, args.quick)
       write_report(out, results, rows, args.quick)
     return
   if args.rows:

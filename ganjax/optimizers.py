@@ -7,7 +7,7 @@ Adam takes the square root of its second moment with ``eps_root`` = 1e-30 inside
 the state, as optax's default 0 was, so older checkpoints restore and continue with 0):
 differentiable where a parameter's gradients have all been exactly zero, which the unrolled
 look-ahead (``config.unroll_steps``) needs. The relativistic loss cancels D's output bias,
-whose gradient is then exactly 0 in some members, and sqrt's infinite derivative at 0 made
+whose gradient was then exactly 0 in some members on the CPU, and sqrt's infinite derivative at 0 made
 G's gradient NaN at the first step. In float32 the sum changes no second moment above
 1.7e-23 (1e-30 is under half its spacing there). Measured on recipe-B rows: 300 steps of
 plain hinge, packed least squares and packed WGAN-GP were bitwise the same as with 0; plain

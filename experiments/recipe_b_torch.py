@@ -93,6 +93,30 @@ def look_ahead(disc, d_opt, x, fake, k: int) -> dict:
   return dict(zip(names, params))
 
 
+def train_step(gen, disc, g_opt, d_opt, x, z, order: str, unroll: int = 0, z_g=None):
+  """One iteration on real batch `x` and noise `z`: D's update and G's, both gradients at
+  the same parameters ('simultaneous', the notebook's one `sess.run` of both train ops) or
+  G's after D's update on fresh noise `z_g` ('alternating')."""
+  def g_loss(fake):
+    if unroll:  # the notebook's G: minimise -loss at D after `unroll` look-ahead updates
+      return -d_loss_at(disc, look_ahead(disc, d_opt, x, fake, unroll), x, fake)
+    return -F.softplus(disc(fake)).mean()  # -loss less its real term, constant in G
+
+  fake = gen(z)
+  d_loss = d_loss_at(disc, dict(disc.named_parameters()), x, fake.detach())
+  d_grads = torch.autograd.grad(d_loss, list(disc.parameters()))
+  if order == 'simultaneous':
+    g_grads = torch.autograd.grad(g_loss(fake), list(gen.parameters()))
+  for p, g in zip(disc.parameters(), d_grads):
+    p.grad = g
+  d_opt.step()
+  if order == 'alternating':
+    g_grads = torch.autograd.grad(g_loss(gen(z_g)), list(gen.parameters()))
+  for p, g in zip(gen.parameters(), g_grads):
+    p.grad = g
+  g_opt.step()
+
+
 def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: str,
                hidden: int = 128, z_dim: int = 256, batch: int = 512,
                unroll: int = 0) -> list[dict]:
@@ -109,27 +133,10 @@ def train_seed(seed: int, centers: np.ndarray, std: float, steps: int, order: st
     k = torch.as_tensor(rng.integers(len(centers), size=batch))
     return means[k] + std * torch.randn(batch, 2)
 
-  def g_loss(fake, x):
-    if unroll:  # the notebook's G: minimise -loss at D after `unroll` look-ahead updates
-      return -d_loss_at(disc, look_ahead(disc, d_opt, x, fake, unroll), x, fake)
-    return -F.softplus(disc(fake)).mean()  # -loss less its real term, constant in G
-
   for step in range(1, steps + 1):
     x, z = real_batch(), torch.randn(batch, z_dim)
-    fake = gen(z)
-    d_loss = d_loss_at(disc, dict(disc.named_parameters()), x, fake.detach())
-    d_grads = torch.autograd.grad(d_loss, list(disc.parameters()))
-    if order == 'simultaneous':  # both gradients at the same parameters, one batch
-      g_grads = torch.autograd.grad(g_loss(fake, x), list(gen.parameters()))
-    for p, g in zip(disc.parameters(), d_grads):
-      p.grad = g
-    d_opt.step()
-    if order == 'alternating':  # G against the updated D, fresh noise
-      g_grads = torch.autograd.grad(g_loss(gen(torch.randn(batch, z_dim)), x),
-                                    list(gen.parameters()))
-    for p, g in zip(gen.parameters(), g_grads):
-      p.grad = g
-    g_opt.step()
+    z_g = torch.randn(batch, z_dim) if order == 'alternating' else None
+    train_step(gen, disc, g_opt, d_opt, x, z, order, unroll, z_g)
     if step in points:
       with torch.no_grad():
         samples = gen(torch.randn(2500, z_dim)).numpy()

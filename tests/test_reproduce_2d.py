@@ -6,7 +6,6 @@ import threading
 import time
 
 import jax
-import numpy as np
 import pytest
 
 from experiments import reproduce_2d, rows_2d
@@ -193,128 +192,8 @@ def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_r
     assert reproduce_2d.make_config(rows[key], quick=False).update_order == 'alternating'
 
 
-def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_path):
-  pytest.importorskip('torch')
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  runs = {}
-  for name, order in (('a', 'simultaneous'), ('b', 'simultaneous'), ('c', 'alternating')):
-    recipe_b_torch.main(['--quick', '--order', order, f'--out={tmp_path / name}'])
-    runs[name] = json.loads(
-        (tmp_path / name / f'recipe_b_torch_ring_{order}.json').read_text())
-  a = runs['a']
-  assert (a['seeds'], a['steps'], a['order']) == (2, 40, 'simultaneous')
-  assert [p['step'] for p in a['per_seed'][0]] == [10, 20, 30, 40]
-  assert all(0 <= p['modes'] <= 8 and 0 <= p['hq_fraction'] <= 1
-             for run in a['per_seed'] for p in run)
-  assert a['per_seed'] == runs['b']['per_seed']  # seeded: a rerun is the same run
-  assert a['per_seed'] != runs['c']['per_seed']  # G after D's update is another algorithm
-  recipe_b_torch.main(['--quick', '--unroll', '2', f'--out={tmp_path / "u"}'])
-  unrolled = json.loads((tmp_path / 'u' / 'recipe_b_torch_ring_simultaneous_unroll2.json')
-                        .read_text())
-  assert unrolled['unroll'] == 2 and 'Unrolled GAN row' in unrolled['recipe']
-  assert unrolled['per_seed'] != a['per_seed']  # G's loss reads the look-ahead D
-  # A rerun keeps the seeds its file holds and adds the rest: a cut-off after seed 0.
-  path = tmp_path / 'b' / 'recipe_b_torch_ring_simultaneous.json'
-  kept = [dict(p, modes=p['modes'] - 1) for p in a['per_seed'][0]]  # marked: not rerun
-  path.write_text(json.dumps({**a, 'seeds': 1, 'per_seed': [kept]}))
-  recipe_b_torch.main(['--quick', f'--out={tmp_path / "b"}'])
-  resumed = json.loads(path.read_text())
-  assert resumed['per_seed'] == [kept, a['per_seed'][1]] and resumed['seeds'] == 2
-  assert resumed['summary']['modes'][0] == pytest.approx(a['summary']['modes'][0] - 0.5)
-  path.write_text(json.dumps({**a, 'steps': 25_000}))  # other settings: refused, kept
-  with pytest.raises(SystemExit):
-    recipe_b_torch.main(['--quick', f'--out={tmp_path / "b"}'])
-  assert json.loads(path.read_text())['steps'] == 25_000
-
-
-def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():
-  """The unrolled check's written-out Adam update equals torch.optim.Adam's step, from a
-  fresh optimiser and from one with moments, so the look-ahead D is the D of the next steps."""
-  torch = pytest.importorskip('torch')
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  torch.manual_seed(0)
-  disc = recipe_b_torch.mlp([2, 8, 8, 1])
-  d_opt = torch.optim.Adam(disc.parameters(), lr=1e-2, betas=(0.5, 0.999), eps=1e-8)
-  x, fake = torch.randn(16, 2), torch.randn(16, 2)
-  for _ in range(2):  # the first pass starts from empty Adam state, the second from moments
-    ahead = recipe_b_torch.look_ahead(disc, d_opt, x, fake, 2)
-    for _ in range(2):
-      d_opt.zero_grad()
-      recipe_b_torch.d_loss_at(disc, dict(disc.named_parameters()), x, fake).backward()
-      d_opt.step()
-    for name, p in disc.named_parameters():
-      torch.testing.assert_close(ahead[name], p, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.usefixtures('highest_matmul_precision')  # a claim about arithmetic
-def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient():
-  """From the same weights, Adam state and batch, recipe B's unrolled G gradient (5 look-ahead
-  Adam updates of D) is the same in ganjax's step and in the PyTorch port: the two check each
-  other's algorithm, so where their results differ, the seeds differ. D first takes 3 real
-  updates on both sides, so the look-ahead starts from Adam moments and a step count (from a
-  fresh state Adam's first step is sign-like and would hide how they are carried)."""
-  torch = pytest.importorskip('torch')
-  from conftest import d_update, g_objective_value, member_parts  # pylint: disable=import-outside-toplevel
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
-  cfg = unrolled_ring.get_config()
-  cfg.unroll_steps, cfg.batch_size = 5, 64
-  parts, m, _ = member_parts(cfg)
-  rng = np.random.default_rng(0)
-  z = rng.normal(size=(64, 256)).astype(np.float32)
-  x = (0.7 * rng.normal(size=(64, 2))).astype(np.float32)
-
-  def twin(params, widths):  # the port's network holding ganjax's weights
-    net = recipe_b_torch.mlp(widths)
-    for i, layer in enumerate(l for l in net if isinstance(l, torch.nn.Linear)):
-      layer.weight.data = torch.tensor(np.asarray(params[f'Dense_{i}']['kernel']).T.copy())
-      layer.bias.data = torch.tensor(np.asarray(params[f'Dense_{i}']['bias']).copy())
-    return net
-  gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
-  d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
-  for _ in range(3):
-    xd, fd = (rng.normal(size=(64, 2)).astype(np.float32) for _ in range(2))
-    m = dict(m, **dict(zip(('d_params', 'd_opt', 'd_stats'), d_update(parts, m, xd, fd))))
-    d_opt.zero_grad()
-    recipe_b_torch.d_loss_at(disc, dict(disc.named_parameters()), torch.tensor(xd),
-                             torch.tensor(fd)).backward()
-    d_opt.step()
-  np.testing.assert_allclose(m['d_params']['Dense_0']['kernel'], disc[0].weight.detach().T,
-                             rtol=1e-4, atol=1e-7)
-  grads = jax.grad(lambda g: g_objective_value(parts, m, g, z, x))(m['g_params'])
-  fake, real = gen(torch.tensor(z)), torch.tensor(x)
-  ahead = recipe_b_torch.look_ahead(disc, d_opt, real, fake, 5)
-  theirs = torch.autograd.grad(-recipe_b_torch.d_loss_at(disc, ahead, real, fake),
-                               list(gen.parameters()))
-  for i in range(3):
-    ours = grads[f'Dense_{i}']
-    np.testing.assert_allclose(ours['kernel'], theirs[2 * i].numpy().T, rtol=1e-3, atol=2e-6)
-    np.testing.assert_allclose(ours['bias'], theirs[2 * i + 1].numpy(), rtol=1e-3, atol=2e-6)
-  assert max(float(np.abs(g).max()) for g in jax.tree_util.tree_leaves(grads)) > 1e-3
-
-
 def test_welch_t_test_of_the_torch_check():
   # Means 2 and 5, variances 1: t = -3 / sqrt(2/3) = -3.67 on 4 df, two-sided p 0.021.
   assert reproduce_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
   assert reproduce_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
   assert reproduce_2d.welch([1.0], [2.0, 3.0]) == '-'
-
-
-def test_the_pytorch_port_and_ganjax_start_from_the_same_initial_distribution():
-  """Recipe B's init on both sides: every weight matrix is orthogonal times gain 1.4 (all its
-  singular values 1.4), every bias zero; so runs of the two differ by seeds, not by init."""
-  torch = pytest.importorskip('torch')
-  from conftest import member_parts  # pylint: disable=import-outside-toplevel
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
-  _, m, _ = member_parts(unrolled_ring.get_config())
-  torch.manual_seed(0)
-  for widths, ours in (([256, 128, 128, 2], m['g_params']), ([2, 128, 128, 1], m['d_params'])):
-    theirs = [layer for layer in recipe_b_torch.mlp(widths) if isinstance(layer, torch.nn.Linear)]
-    assert len(theirs) == len(ours) == 3
-    for i, layer in enumerate(theirs):
-      kernel = np.asarray(ours[f'Dense_{i}']['kernel'])
-      assert kernel.shape == tuple(layer.weight.shape[::-1])
-      for w in (kernel, layer.weight.detach().numpy()):
-        np.testing.assert_allclose(np.linalg.svd(w, compute_uv=False), 1.4, rtol=1e-5)
-      assert not np.any(ours[f'Dense_{i}']['bias']) and not layer.bias.detach().any()

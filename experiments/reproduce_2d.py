@@ -241,10 +241,29 @@ _SECTIONS = {
         'modes (HQ %) at 25/50/75/100% |', '|---|---|---|---|---|---|---|---|']}
 
 
+def adds_seeds_only(probe: dict, probed: dict | None) -> bool:
+  """Whether a probe's result only adds seeds (other `seed`, `data_seed`) to the result of
+  the row it probes."""
+  if probed is None or probe.get('config') != probed.get('config'):
+    return False
+  ours, theirs = probe['overrides'], probed.get('overrides', {})
+  return {k for k in {*ours, *theirs} if ours.get(k) != theirs.get(k)} <= {'seed', 'data_seed'}
+
+
+def all_seeds(key: str, results: dict, rows: list[Row]) -> list[dict]:
+  """The per-seed results of row `key` and of each probe of it that only adds seeds."""
+  runs = list(results[key]['per_seed']) if key in results else []
+  for probe in rows:
+    if probe.of == key and probe.key in results and adds_seeds_only(results[probe.key],
+                                                                    results.get(key)):
+      runs += results[probe.key]['per_seed']
+  return runs
+
+
 def pooled(probe: dict, probed: dict | None) -> str:
-  """A probe that only adds seeds (`seed`, `data_seed`) pooled with the row it probes:
-  modes and HQ % over all their seeds, or '' for any other probe."""
-  if probed is None or not set(probe['overrides']) <= {'seed', 'data_seed'}:
+  """A probe that only adds seeds pooled with the row it probes: modes and HQ % over all
+  their seeds, or '' for any other probe."""
+  if not adds_seeds_only(probe, probed):
     return ''
   runs = probed['per_seed'] + probe['per_seed']
   modes = mean_se([s['modes'] for s in runs])
@@ -308,7 +327,7 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
         cells = [r['row'], r['dataset'], change] + ours[:3] + [
             f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
-  lines += _torch_check(out, results)
+  lines += _torch_check(out, results, rows)
   done = [r for r in results.values()]
   if done:
     lines += ['', 'Hardware: ' + '; '.join(sorted({r['hardware'] for r in done})) + '.']
@@ -322,9 +341,10 @@ def torch_result_name(dataset: str, order: str, unroll: int = 0) -> str:
   return f'recipe_b_torch_{dataset}_{order}' + (f'_unroll{unroll}' if unroll else '') + '.json'
 
 
-def _torch_check(out: str, results: dict) -> list[str]:
+def _torch_check(out: str, results: dict, rows: list[Row]) -> list[str]:
   """The report's section on experiments/recipe_b_torch.py's runs found in `out`, beside
-  ganjax's runs of the same recipe (VEEGAN T1's GAN and Unrolled GAN rows)."""
+  ganjax's runs of the same recipe (VEEGAN T1's GAN and Unrolled GAN rows, with the seeds
+  their probes add)."""
   lines = []
   for unroll, row in ((0, 'GAN'), (5, 'Unrolled GAN')):
     for dataset in ('ring', 'grid'):
@@ -334,14 +354,15 @@ def _torch_check(out: str, results: dict) -> list[str]:
           continue
         with open(path) as f:
           t = json.load(f)
-        ours = results.get(f'VEEGAN T1/{row}/{dataset}')
-        same = ours if ours and ours['recipe'].get('update_order') == order else None
+        key = f'VEEGAN T1/{row}/{dataset}'
+        same = key in results and results[key]['recipe'].get('update_order') == order
+        ours = all_seeds(key, results, rows) if same else []
         theirs = [100 * run[-1]['hq_fraction'] for run in t['per_seed']]
+        hq = [100 * s['hq_fraction'] for s in ours]
         lines.append(f'| {row} | {dataset} | {order} | {_fmt(t["summary"]["modes"])} | '
                      f'{_fmt(t["summary"]["hq"])} | {t["seeds"]}, {t["steps"]:,} | ' + (
-                         f'{_fmt(same["ganjax"]["modes"])} | {_fmt(same["ganjax"]["hq"])} | '
-                         + welch([100 * s['hq_fraction'] for s in same['per_seed']], theirs)
-                         + ' |' if same else ' |  |  |'))
+                         f'{_fmt(mean_se([s["modes"] for s in ours]))} | {_fmt(mean_se(hq))} '
+                         f'| {len(ours)} | {welch(hq, theirs)} |' if ours else ' |  |  |  |'))
   if not lines:
     return []
   return ['', '## Recipe B in PyTorch: an independent check', '',
@@ -350,11 +371,12 @@ def _torch_check(out: str, results: dict) -> list[str]:
           'in PyTorch, written from the notebook without ganjax; only the metric is ganjax\'s. '
           'Where it agrees with ganjax and both disagree with a published row, the recipe, not '
           'ganjax, is what differs.', '',
-          'The last column is Welch\'s t-test of the two HQ means on the per-seed final HQ '
+          'ganjax\'s columns pool the row\'s seeds with those its probes add. The last '
+          'column is Welch\'s t-test of the two HQ means on the per-seed final HQ '
           '(t < 0: ganjax lower; p under 0.05: a difference beyond seed noise).', '',
           '| row | data | update order | PyTorch modes | PyTorch HQ % | seeds, steps '
-          '| ganjax modes | ganjax HQ % | HQ: Welch t (df), p |',
-          '|---|---|---|---|---|---|---|---|---|'] + lines
+          '| ganjax modes | ganjax HQ % | ganjax seeds | HQ: Welch t (df), p |',
+          '|---|---|---|---|---|---|---|---|---|---|'] + lines
 
 
 def welch(ours: list[float], theirs: list[float]) -> str:

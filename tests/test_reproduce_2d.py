@@ -47,6 +47,32 @@ def test_a_probe_that_only_adds_seeds_is_pooled_with_its_row():
   assert reproduce_2d.pooled(more, row) == '. All 3 seeds: 5.0 ± 2.1 modes, 20.0 ± 5.8% HQ'
   assert reproduce_2d.pooled(dict(more, overrides={'penalty_weight': 10.0}), row) == ''
   assert reproduce_2d.pooled(more, None) == ''  # the probed row has not run
+  # Settings the row and its probe share do not count as a change; others do, either way.
+  unrolled = dict(row, overrides={'unroll_steps': 5})
+  assert reproduce_2d.pooled(dict(more, overrides={'unroll_steps': 5, 'seed': 5}), unrolled)
+  assert reproduce_2d.pooled(more, unrolled) == ''
+  assert reproduce_2d.pooled(dict(more, config='unrolled_grid'), row) == ''
+
+
+def test_the_pytorch_section_sets_the_port_beside_all_of_a_rows_seeds(tmp_path):
+  """ganjax's side of the PyTorch check pools the row's seeds with those a probe adds."""
+  seed = lambda modes, hq: {'modes': modes, 'hq_fraction': hq}
+  results = {
+      'VEEGAN T1/GAN/ring': {'recipe': {'update_order': 'simultaneous'},
+                             'per_seed': [seed(8, 0.1), seed(6, 0.3)]},
+      'probe/VEEGAN GAN, 10 more seeds/ring': {'overrides': {'seed': 5, 'data_seed': 1},
+                                               'per_seed': [seed(1, 0.2)]}}
+  port = {'seeds': 2, 'steps': 40, 'per_seed': [[seed(8, 0.4)], [seed(7, 0.5)]],
+          'summary': {'modes': [7.5, 0.5], 'hq': [45.0, 5.0]}}
+  (tmp_path / reproduce_2d.torch_result_name('ring', 'simultaneous')).write_text(
+      json.dumps(port))
+  lines = reproduce_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())  # pylint: disable=protected-access
+  assert lines[-1] == ('| GAN | ring | simultaneous | 7.5 ± 0.5 | 45.0 ± 5.0 | 2, 40 | '
+                       '5.0 ± 2.1 | 20.0 ± 5.8 | 3 | '
+                       + reproduce_2d.welch([10.0, 30.0, 20.0], [40.0, 50.0]) + ' |')
+  results['VEEGAN T1/GAN/ring']['recipe']['update_order'] = 'alternating'  # another recipe
+  assert reproduce_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())[-1].endswith(  # pylint: disable=protected-access
+      '| 2, 40 |  |  |  |  |')  # four empty cells
 
 
 def test_verdicts_use_combined_standard_errors():

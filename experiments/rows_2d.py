@@ -72,9 +72,10 @@ def _recipe_b_rows() -> list[Row]:
 # section): VEEGAN ran them in its own code (recipe C, whose discriminator is not published).
 _VEEGAN_GAN_NOTES = {
     'ring': 'cause: the recipe. Under recipe B (the Unrolled GAN notebook) an independent '
-            'PyTorch port agrees with ganjax (section below; with 10 more seeds, probe below, '
-            'ganjax\'s 15 give 7.4 ± 0.4 modes and 14.7 ± 3.4% HQ, Welch p 0.14 against the '
-            'port\'s 5); VEEGAN ran this row in its own code (recipe C, not published in full)',
+            'PyTorch port agrees with ganjax (section below: with 10 more seeds, probe below, '
+            'ganjax\'s 15 give 7.4 ± 0.4 modes and 14.7 ± 3.4% HQ, the port\'s 20 6.2 ± 0.6 '
+            'and 10.7 ± 2.4%, Welch p 0.35 on HQ); VEEGAN ran this row in its own code '
+            '(recipe C, not published in full)',
     'grid': 'cause: the recipe, as on the ring. With 10 more seeds (probe below) ganjax\'s 15 '
             'give 6.6 ± 0.7 modes and 2.9 ± 1.1% HQ: modes 4.5 s.e. above VEEGAN\'s, HQ within '
             '3 points. The PyTorch port of recipe B agrees with ganjax (section below; Welch p '
@@ -83,10 +84,10 @@ _VEEGAN_GAN_NOTES = {
 _UNROLLED_NOTES = {
     'ring': 'modes agree (8 of 8 against 7.6, on a ring whose mode count VEEGAN does not '
             'give); HQ still rises at 25,000 steps (2.3 / 4.7 / 12.6 / 16.1%). HQ varies '
-            'widely by seed (ganjax 3.8-33%, the PyTorch port 9.6-63%); the port, which takes '
-            'the same unrolled G gradient from the same initial distribution (tests), '
-            'reaches 32.1 ± 8.7% in 5 seeds, not different from ganjax beyond seed noise '
-            '(Welch p 0.15, section below); more seeds of each would settle it',
+            'widely by seed (ganjax 3.8-33%, the PyTorch port 3.6-63%); the port, which takes '
+            'the same training steps from the same initial distribution (tests), reaches '
+            '29.0 ± 7.4% in 7 seeds, not different from ganjax beyond seed noise (Welch p '
+            '0.17, section below); the probe of 10 more seeds (below) would settle it',
     'grid': 'cause: the recipe. The independent PyTorch port of recipe B gives the same '
             'row (3 seeds: 21.0 ± 1.2 modes, 4.4 ± 2.3% HQ; Welch p 0.83 on HQ, section '
             'below), and in both HQ stays near 3% along training; the notebook trains the '

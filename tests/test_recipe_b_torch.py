@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from configs import unrolled_ring
-from conftest import in_data_axis, member_parts
+from conftest import d_update, g_objective_value, in_data_axis, member_parts
 
 torch = pytest.importorskip('torch')
 
@@ -36,8 +36,6 @@ def assert_same_weights(ours, net, rtol, atol):
 
 
 def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_path):
-  pytest.importorskip('torch')
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
   runs = {}
   for name, order in (('a', 'simultaneous'), ('b', 'simultaneous'), ('c', 'alternating')):
     recipe_b_torch.main(['--quick', '--order', order, f'--out={tmp_path / name}'])
@@ -72,8 +70,6 @@ def test_the_pytorch_recipe_b_check_is_seeded_and_its_update_order_matters(tmp_p
 def test_the_pytorch_look_ahead_is_the_adam_step_d_takes():
   """The unrolled check's written-out Adam update equals torch.optim.Adam's step, from a
   fresh optimiser and from one with moments, so the look-ahead D is the D of the next steps."""
-  torch = pytest.importorskip('torch')
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
   disc = recipe_b_torch.mlp([2, 8, 8, 1])
   d_opt = torch.optim.Adam(disc.parameters(), lr=1e-2, betas=(0.5, 0.999), eps=1e-8)
@@ -95,10 +91,6 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
   other's algorithm, so where their results differ, the seeds differ. D first takes 3 real
   updates on both sides, so the look-ahead starts from Adam moments and a step count (from a
   fresh state Adam's first step is sign-like and would hide how they are carried)."""
-  torch = pytest.importorskip('torch')
-  from conftest import d_update, g_objective_value, member_parts  # pylint: disable=import-outside-toplevel
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
   cfg = unrolled_ring.get_config()
   cfg.unroll_steps, cfg.batch_size = 5, 64
   parts, m, _ = member_parts(cfg)
@@ -106,12 +98,6 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
   z = rng.normal(size=(64, 256)).astype(np.float32)
   x = (0.7 * rng.normal(size=(64, 2))).astype(np.float32)
 
-  def twin(params, widths):  # the port's network holding ganjax's weights
-    net = recipe_b_torch.mlp(widths)
-    for i, layer in enumerate(l for l in net if isinstance(l, torch.nn.Linear)):
-      layer.weight.data = torch.tensor(np.asarray(params[f'Dense_{i}']['kernel']).T.copy())
-      layer.bias.data = torch.tensor(np.asarray(params[f'Dense_{i}']['bias']).copy())
-    return net
   gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
   d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4, betas=(0.5, 0.999), eps=1e-8)
   for _ in range(3):
@@ -138,10 +124,6 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
 def test_the_pytorch_port_and_ganjax_start_from_the_same_initial_distribution():
   """Recipe B's init on both sides: every weight matrix is orthogonal times gain 1.4 (all its
   singular values 1.4), every bias zero; so runs of the two differ by seeds, not by init."""
-  torch = pytest.importorskip('torch')
-  from conftest import member_parts  # pylint: disable=import-outside-toplevel
-  from experiments import recipe_b_torch  # pylint: disable=import-outside-toplevel
-  from configs import unrolled_ring  # pylint: disable=import-outside-toplevel
   _, m, _ = member_parts(unrolled_ring.get_config())
   torch.manual_seed(0)
   for widths, ours in (([256, 128, 128, 2], m['g_params']), ([2, 128, 128, 1], m['d_params'])):
@@ -163,7 +145,6 @@ def test_the_port_follows_ganjax_training_step_by_step(unroll):
   ganjax's for 40 iterations of recipe B, both Adam states carried: D and G, their update
   order, the look-ahead's moments and step counts. One gradient agreeing (the test above)
   would miss a difference in how training strings steps together; this would not."""
-  from ganjax import step as step_lib  # pylint: disable=import-outside-toplevel
   cfg = unrolled_ring.get_config()
   cfg.unroll_steps, cfg.batch_size, n = unroll, 64, 64
   parts, m, _ = member_parts(cfg)

@@ -154,9 +154,9 @@ def _probe_rows() -> list[Row]:
   rows += [Row('probe', 'VEEGAN GAN, 10 more seeds', dataset, f'unrolled_{dataset}',
                more_seeds[0], 10, note=more_seeds[1], of=f'VEEGAN T1/GAN/{dataset}')
            for dataset in ('grid', 'ring')]
-  # The Unrolled GAN ring row's HQ lies between the port's and VEEGAN's, within seed noise
-  # of the port in 5 seeds each: more seeds settle it (on an accelerator: ~80 CPU minutes
-  # per 5 seeds).
+  # The Unrolled GAN ring row's HQ lies below the port's and VEEGAN's, within seed noise of
+  # the port's: more seeds settle it (5 seeds take 72-82 minutes on one core of the 2-core
+  # CPU; an accelerator is the place to run it).
   return rows + [Row('probe', 'VEEGAN Unrolled GAN, 10 more seeds', 'ring', 'unrolled_ring',
                      (('unroll_steps', 5),) + more_seeds[0], 10, note=more_seeds[1],
                      of='VEEGAN T1/Unrolled GAN/ring')]

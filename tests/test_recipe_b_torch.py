@@ -17,6 +17,14 @@ torch = pytest.importorskip('torch')
 from experiments import recipe_b_torch  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
+@pytest.fixture(autouse=True)
+def on_the_cpu():
+  """ganjax's side on the CPU, where the port runs: these tests compare algorithms, so they
+  mean the same on a GPU machine (measured on the CPU only)."""
+  with jax.default_device(jax.devices('cpu')[0]):
+    yield
+
+
 def twin(params, widths):
   """The port's network holding a ganjax MLP's weights (Dense_i: kernel, bias)."""
   net = recipe_b_torch.mlp(widths)
@@ -107,8 +115,7 @@ def test_the_pytorch_port_and_ganjax_take_the_same_unrolled_generator_gradient()
     recipe_b_torch.d_loss_at(disc, dict(disc.named_parameters()), torch.tensor(xd),
                              torch.tensor(fd)).backward()
     d_opt.step()
-  np.testing.assert_allclose(m['d_params']['Dense_0']['kernel'], disc[0].weight.detach().T,
-                             rtol=1e-4, atol=1e-7)
+  assert_same_weights(m['d_params'], disc, rtol=1e-4, atol=1e-7)
   grads = jax.grad(lambda g: g_objective_value(parts, m, g, z, x))(m['g_params'])
   fake, real = gen(torch.tensor(z)), torch.tensor(x)
   ahead = recipe_b_torch.look_ahead(disc, d_opt, real, fake, 5)

@@ -8,6 +8,7 @@ the rows no paper has.
     .venv/bin/python experiments/reproduce_2d.py --table probe          # causes of gaps
     .venv/bin/python experiments/reproduce_2d.py --quick                # smoke test (the suite)
     .venv/bin/python experiments/reproduce_2d.py --merge OTHER/reproduce_2d.json  # take rows
+    .venv/bin/python experiments/reproduce_2d.py --rows KEY --members 0 2  # a part of a row
 
 On a CPU a second core barely speeds up one row of these small networks, so run rows side
 by side, one per core, into the same ``--out`` (each adds its row to the results file
@@ -19,6 +20,10 @@ one alone, on both cores, took 56-67 minutes: 1.55 times the throughput.
 
 On a lent GPU machine, experiments/gpu_rows.sh runs rows within one call; `--merge` takes
 the rows it brings back (or another ``--out``'s) into the committed results.
+
+A row too long for one sitting runs in parts, members [a, b) of its population at a time
+(``--rows KEY --members A B``; experiments/row_parts.py): each part is stored as it
+finishes, and the row is assembled once its parts cover every member.
 
 The rows, their recipes and published numbers are in experiments/rows_2d.py. Every row
 trains its seeds as one population under its paper's recipe
@@ -56,15 +61,19 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from scipy import stats  # pylint: disable=wrong-import-position
 
+from experiments import row_parts  # pylint: disable=wrong-import-position
 from experiments.compare_losses import mean_se, read_curves, show_progress  # pylint: disable=wrong-import-position
+from experiments.row_parts import METRICS  # pylint: disable=wrong-import-position
 from experiments.rows_2d import Row, all_rows  # pylint: disable=wrong-import-position
 from ganjax import resolve, train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
-METRICS = ('modes', 'hq_fraction', 'reverse_kl')
 
 
-def make_config(row: Row, quick: bool, steps_per_call: int = 1):
+def make_config(row: Row, quick: bool, steps_per_call: int = 1,
+                members: tuple[int, int] | None = None):
+  """The config of `row` (``--quick``: its tiny version), or of its members [a, b) where
+  `members` is (a, b): a part of the row (experiments/row_parts.py)."""
   config = importlib.import_module(f'configs.{row.config}').get_config()
   config.update_from_flattened_dict(dict(row.overrides))
   config.population = row.seeds
@@ -74,6 +83,14 @@ def make_config(row: Row, quick: bool, steps_per_call: int = 1):
         'model_options.d_hidden': None if row.config.startswith('unrolled') else (16,),
         'batch_size': 8 * dict(row.overrides).get('pack', 1),
         'train_size': 400 * dict(row.overrides).get('pack', 1) if config.train_size else 0})
+  if members is not None:
+    first, stop = members
+    if not 0 <= first < stop <= config.population:
+      raise ValueError(f'--members {first} {stop}: {row.key} has members 0 to '
+                       f'{config.population - 1}; give a and b with 0 <= a < b <= '
+                       f'{config.population}.')
+    config.seed += first  # member i of the row is member i - a of the part: same seed
+    config.population = stop - first
   quarter = config.steps // 4
   config.eval_every = config.checkpoint_every = quarter
   config.log_every = max(1, config.steps // 50)  # a progress line (steps/s, ETA) every 2%
@@ -93,8 +110,10 @@ def recipe(config) -> dict:
 
 
 def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:
-  """``{field: [stored, now]}`` where a stored row's recipe differs from the row's today."""
-  now = recipe(make_config(row, quick))
+  """``{field: [stored, now]}`` where a stored row's (or part's) recipe differs from the
+  row's (part's) today."""
+  members = tuple(stored['members']) if 'members' in stored else None
+  now = recipe(make_config(row, quick, members=members))
   then = stored.get('recipe', {})
   return {k: [then.get(k), now.get(k)] for k in sorted(then.keys() | now.keys())
           if then.get(k) != now.get(k)}
@@ -126,8 +145,9 @@ def _as_row(result: dict, row: Row) -> dict:
   return result
 
 
-def _workdir(out: str, row: Row) -> str:
-  return os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__'))
+def _workdir(out: str, row: Row, members: tuple[int, int] | None = None) -> str:
+  part = f'_members{members[0]}-{members[1]}' if members else ''
+  return os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__') + part)
 
 
 def hardware() -> str:
@@ -140,11 +160,17 @@ def hardware() -> str:
 
 
 def load(path: str) -> dict:
-  """The rows stored in the results file `path`, by key ``table/row/dataset``."""
+  """The rows stored in the results file `path`, by key ``table/row/dataset`` (a part of a
+  row, in the parts file: ``table/row/dataset#a-b``)."""
   if not os.path.exists(path):
     return {}
   with open(path) as f:
-    return {f'{r["table"]}/{r["row"]}/{r["dataset"]}': r for r in json.load(f)}
+    return {_key(r): r for r in json.load(f)}
+
+
+def _key(result: dict) -> str:
+  part = '#{}-{}'.format(*result['members']) if 'members' in result else ''
+  return f'{result["table"]}/{result["row"]}/{result["dataset"]}{part}'
 
 
 @contextlib.contextmanager
@@ -166,31 +192,30 @@ def locked(path: str):
     os.close(folder)  # releases the lock
 
 
-def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1) -> dict:
-  config = make_config(row, quick, steps_per_call)
-  run_dir = _workdir(out, row)
+def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1,
+            members: tuple[int, int] | None = None) -> dict:
+  """Trains `row` (or its members [a, b)) and returns its result, or {} if preempted."""
+  config = make_config(row, quick, steps_per_call, members)
+  run_dir = _workdir(out, row, members)
   start = time.time()
   summary = train.train_and_evaluate(config, run_dir)
   if summary['preempted']:
     return {}
   curves = {m: read_curves(run_dir, config.population, m) for m in METRICS}
   checkpoints = sorted({s for c in curves['modes'].values() for s, _ in c})
-  along = {}
-  for step in checkpoints:
-    at = {m: [v for c in curves[m].values() for s, v in c if s == step] for m in METRICS}
-    along[str(step)] = {'modes': mean_se(at['modes']),
-                        'hq': mean_se(100 * np.asarray(at['hq_fraction']))}
-  members = summary['members']
+  along = {str(step): {m: [v for i in sorted(curves[m]) for s, v in curves[m][i] if s == step]
+                       for m in METRICS}
+           for step in checkpoints}
+  per_seed = [{k: m[k] for k in METRICS} for m in summary['members']]
   result = {
       'seeds': config.population, 'steps': config.steps,
       'hardware': hardware(), 'steps_per_call': config.steps_per_call,
       'recipe': recipe(config),
       'wall_time_s': round(time.time() - start, 1),
-      'ganjax': {'modes': mean_se([m['modes'] for m in members]),
-                 'hq': mean_se([100 * m['hq_fraction'] for m in members]),
-                 'reverse_kl': mean_se([m['reverse_kl'] for m in members])},
-      'per_seed': [{k: m[k] for k in METRICS} for m in members],
-      'along_training': along}
+      'per_seed': per_seed, 'along_per_seed': along,
+      **row_parts.summarize(per_seed, along)}
+  if members:
+    result['members'] = list(members)
   return _as_row(result, row)
 
 
@@ -219,8 +244,10 @@ def _fmt(mean_se_pair, digits=1):
 
 
 def _device(result: dict) -> str:
-  """'NVIDIA H200' or 'cpu' from a row's hardware string."""
-  return result['hardware'].split(' x ')[0]
+  """'NVIDIA H200' or 'cpu' from a row's hardware string (a row run in parts on several
+  machines: 'cpu + NVIDIA H200')."""
+  devices = [h.split(' x ')[0] for h in result['hardware'].split('; ')]
+  return ' + '.join(dict.fromkeys(devices))
 
 
 _SECTIONS = {
@@ -390,10 +417,11 @@ def welch(ours: list[float], theirs: list[float]) -> str:
 
 def merge(results: dict, others: list[str], by_key: dict, quick: bool = False) -> None:
   """Adds to `results` each row of the results files `others` that it lacks or holds
-  stale; a row stale for today's recipe, or one `results` holds fresh, is not taken."""
+  stale; a row stale for today's recipe, or one `results` holds fresh, is not taken.
+  (`results` may be a parts file's contents and `others` parts files: the same rules.)"""
   for other in others:
     for key, result in load(other).items():
-      row = by_key.get(key)
+      row = by_key.get(key.split('#')[0])
       if row is None or stale_fields(result, row, quick):
         print(f'{other}: {key}: {"unknown" if row is None else "stale"}, not taken')
       elif key in results and not stale_fields(results[key], row, quick):
@@ -413,6 +441,10 @@ def main(argv=None):
   parser.add_argument('--merge', nargs='+', default=None, metavar='JSON',
                       help='add the rows of other results files (another --out, a GPU '
                            'machine\'s) that --out lacks or holds stale, and rewrite the report')
+  parser.add_argument('--members', nargs=2, type=int, default=None, metavar=('A', 'B'),
+                      help='run members A to B-1 of the one row given by --rows, as a part '
+                           '(experiments/row_parts.py); the row is assembled once its stored '
+                           'parts cover every member')
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
   parser.add_argument('--steps_per_call', type=int, default=1,
@@ -432,16 +464,35 @@ def main(argv=None):
   if unknown:
     parser.error(f'unknown rows {unknown}; see --list for the valid ones.')
   if args.list:
+    parts = load(_parts_path(path))
     for r in rows:
       done = results.get(r.key)
       status = '-' if not done else 'stale' if stale_fields(done, r) else 'done'
+      stored = row_parts.stored_members(parts, r.key) if status != 'done' else []
       print(f'{r.key:45s} {status:5s} seeds {r.seeds}, '
-            f'config {r.config} {dict(r.overrides)}')
+            f'config {r.config} {dict(r.overrides)}'
+            + (f'; parts stored: members {stored}' if stored else ''))
     return
   if args.merge:
+    other_parts = [p for p in map(_parts_path, args.merge) if os.path.exists(p)]
+    if other_parts:
+      with locked(_parts_path(path)) as parts:
+        merge(parts, other_parts, by_key, args.quick)
     with locked(path) as results:
       merge(results, args.merge, by_key, args.quick)
+      for row in rows:
+        if take_parts(results, path, row, args.quick):
+          print(f'{row.key}: every member stored: assembled from its parts')
       write_report(out, results, rows, args.quick)
+    return
+  if args.members:
+    if not args.rows or len(args.rows) != 1:
+      parser.error('--members runs a part of one row: give that row alone with --rows.')
+    try:
+      make_config(by_key[args.rows[0]], args.quick, members=tuple(args.members))
+    except ValueError as e:
+      parser.error(str(e))
+    run_part(by_key[args.rows[0]], tuple(args.members), out, path, rows, args)
     return
   if args.rows:
     todo = [by_key[k] for k in args.rows]
@@ -484,6 +535,57 @@ def main(argv=None):
   with locked(path) as results:
     write_report(out, results, rows, args.quick)
   print(f'Wrote {os.path.join(out, "reproduce_2d.md")}.')
+
+
+def _parts_path(results_path: str) -> str:
+  return os.path.join(os.path.dirname(results_path), row_parts.PARTS_FILE)
+
+
+def take_parts(results: dict, path: str, row: Row, quick: bool) -> bool:
+  """Assembles `row` into `results` from the fresh parts stored beside `path`, where they
+  cover all its members and `results` holds no fresh run of it. Whether it did."""
+  if row.key in results and not stale_fields(results[row.key], row, quick):
+    return False
+  parts = [p for k, p in load(_parts_path(path)).items()
+           if k.split('#')[0] == row.key and not stale_fields(p, row, quick)]
+  config = make_config(row, quick)
+  result = row_parts.assemble(parts, config.population, recipe(config))
+  if result is None:
+    return False
+  results[row.key] = _as_row(result, row)
+  return True
+
+
+def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list[Row],
+             args) -> None:
+  """Runs members [a, b) of `row` unless the row or this part is stored, stores the part,
+  and assembles the row when its parts are complete."""
+  key = '{}#{}-{}'.format(row.key, *members)
+  results = load(path)
+  if row.key in results and not stale_fields(results[row.key], row, args.quick):
+    print(f'{row.key}: stored in {path}; no part of it to run', flush=True)
+    return
+  stored = load(_parts_path(path)).get(key)
+  if stored is None or stale_fields(stored, row, args.quick):
+    if stored is not None:
+      shutil.rmtree(_workdir(out, row, members), ignore_errors=True)
+    config = make_config(row, args.quick, args.steps_per_call, members)
+    print(f'{datetime.datetime.now():%H:%M:%S} {key}: {config.steps} steps x '
+          f'{config.population} seeds (from seed {config.seed})', flush=True)
+    part = run_row(row, out, args.quick, args.steps_per_call, members)
+    if not part:
+      print('Preempted; rerun the same command to resume.')
+      sys.exit(0)
+    print(f'    modes {_fmt(part["ganjax"]["modes"])}, HQ {_fmt(part["ganjax"]["hq"])}% '
+          f'({part["wall_time_s"]:.0f} s)', flush=True)
+    with locked(_parts_path(path)) as parts:
+      parts[key] = part
+  else:
+    print(f'{key}: stored in {_parts_path(path)}', flush=True)
+  with locked(path) as results:
+    if take_parts(results, path, row, args.quick):
+      print(f'{row.key}: every member stored: assembled from its parts', flush=True)
+    write_report(out, results, rows, args.quick)
 
 
 if __name__ == '__main__':

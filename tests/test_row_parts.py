@@ -1,0 +1,85 @@
+"""A row of the 2D reproduction run in parts (experiments/row_parts.py) is the row run whole."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import reproduce_2d, row_parts
+
+KEY = 'VEEGAN T1/GAN/ring'  # recipe B, minimax: in --quick mode 2 members, 40 steps
+
+
+def _rows(folder):
+  return reproduce_2d.load(str(folder / 'reproduce_2d.json'))
+
+
+def test_a_row_run_in_parts_on_two_machines_is_the_row_run_whole(tmp_path, capsys):
+  whole, here, there = tmp_path / 'whole', tmp_path / 'here', tmp_path / 'there'
+  reproduce_2d.main(['--quick', '--rows', KEY, f'--out={whole}'])
+  # Member 1 on one machine, member 0 on another, then the other's parts taken in.
+  reproduce_2d.main(['--quick', '--rows', KEY, '--members', '1', '2', f'--out={here}'])
+  assert KEY not in _rows(here)  # member 0 is missing: no row yet
+  reproduce_2d.main(['--quick', '--rows', KEY, '--list', f'--out={here}'])
+  assert 'parts stored: members [[1, 2]]' in capsys.readouterr().out
+  reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', f'--out={there}'])
+  reproduce_2d.main(['--quick', '--merge', str(there / 'reproduce_2d.json'), f'--out={here}'])
+  assert f'{KEY}: every member stored: assembled from its parts' in capsys.readouterr().out
+  ran, parts = _rows(whole)[KEY], _rows(here)[KEY]
+  assert [p['members'] for p in parts['parts']] == [[0, 1], [1, 2]]
+  assert parts['recipe'] == ran['recipe'] and parts['seeds'] == ran['seeds'] == 2
+  # Member i trains from seed + i either way: on the CPU the same numbers to the last bit;
+  # elsewhere the tolerance allows vmapped matmuls of another width to round differently.
+  if jax.default_backend() == 'cpu':
+    assert parts['per_seed'] == ran['per_seed']
+    assert parts['along_per_seed'] == ran['along_per_seed']
+  for got, want in zip(parts['per_seed'], ran['per_seed']):
+    assert got['modes'] == want['modes']
+    np.testing.assert_allclose([got['hq_fraction'], got['reverse_kl']],
+                               [want['hq_fraction'], want['reverse_kl']], rtol=0, atol=2e-3)
+  np.testing.assert_allclose(
+      [v['hq'][0] for v in parts['along_training'].values()],
+      [v['hq'][0] for v in ran['along_training'].values()], atol=0.2)
+  assert parts['verdict'] == ran['verdict'] and parts['note'] == ran['note']
+  report = (here / 'reproduce_2d.md').read_text()
+  assert '| VEEGAN T1 | GAN | ring | 1.0 | ' in report
+
+
+def test_a_stored_part_is_not_run_again_and_bad_members_are_refused(tmp_path, capsys,
+                                                                    monkeypatch):
+  out = f'--out={tmp_path}'
+  for bad in (['--members', '1', '1'], ['--members', '0', '3'], ['--members', '-1', '1']):
+    with pytest.raises(SystemExit):
+      reproduce_2d.main(['--quick', '--rows', KEY, *bad, out])
+    assert 'give a and b with 0 <= a < b <= 2' in capsys.readouterr().err
+  with pytest.raises(SystemExit):  # a part belongs to one row
+    reproduce_2d.main(['--quick', '--rows', KEY, 'VEEGAN T1/GAN/grid', '--members', '0', '1',
+                       out])
+  assert 'give that row alone' in capsys.readouterr().err
+  reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', out])
+  parts = json.loads((tmp_path / row_parts.PARTS_FILE).read_text())
+  assert [p['members'] for p in parts] == [[0, 1]] and parts[0]['seeds'] == 1
+  assert parts[0]['recipe']['seed'] == 0 and parts[0]['recipe']['population'] == 1
+  monkeypatch.setattr(reproduce_2d, 'run_row', lambda *a, **k: pytest.fail('ran again'))
+  reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', out])
+  assert 'stored in' in capsys.readouterr().out
+
+
+def _part(a, b, hq=10.0):
+  return {'members': [a, b], 'steps': 40, 'hardware': 'cpu x 1 (cpu)', 'wall_time_s': 1.0,
+          'per_seed': [{'modes': 8, 'hq_fraction': hq / 100, 'reverse_kl': 0.1}] * (b - a),
+          'along_per_seed': {'40': {'modes': [8] * (b - a), 'hq_fraction': [hq / 100] * (b - a),
+                                    'reverse_kl': [0.1] * (b - a)}}}
+
+
+def test_parts_assemble_only_when_they_cover_every_member_once():
+  assert row_parts.assemble([_part(0, 2), _part(3, 5)], 5, {}) is None  # member 2 missing
+  assert row_parts.assemble([_part(0, 3), _part(2, 5)], 5, {}) is None  # member 2 twice
+  assert row_parts.assemble([_part(1, 5)], 5, {}) is None
+  # Two ways to split the row stored: one complete chain is taken, each member once.
+  row = row_parts.assemble([_part(0, 2), _part(0, 1, hq=30.0), _part(2, 5), _part(1, 2)],
+                           5, {'seed': 0})
+  assert [p['members'] for p in row['parts']] == [[0, 2], [2, 5]]
+  assert len(row['per_seed']) == row['seeds'] == 5 and row['wall_time_s'] == 2.0
+  assert row['ganjax']['hq'] == (10.0, 0.0) and row['along_training']['40']['modes'] == (8, 0)

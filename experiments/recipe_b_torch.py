@@ -48,7 +48,7 @@ from torch import nn  # pylint: disable=wrong-import-position
 from torch.nn import functional as F  # pylint: disable=wrong-import-position
 
 from experiments.compare_losses import mean_se  # pylint: disable=wrong-import-position
-from experiments.reproduce_2d import torch_result_name  # pylint: disable=wrong-import-position
+from experiments.report_2d import torch_result_name  # pylint: disable=wrong-import-position
 from ganjax import data, mixture_metrics  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')

@@ -4,14 +4,19 @@ recipe B); and the probes, runs that test a cause of a row that does not reprodu
 
 A row is a config file plus the fields it overrides; the sources of every recipe setting
 are in the config files (configs/pacgan_*.py: recipe A; configs/unrolled_*.py: recipe B).
+`make_config` builds a row's config (or a part's: members [a, b), experiments/row_parts.py)
+and `recipe` what defines its result, which a stored result is checked against.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
+import math
 
 from experiments.compare_losses import variants
-from ganjax import losses
+from ganjax import losses, resolve, workdir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,3 +169,52 @@ def _probe_rows() -> list[Row]:
 
 def all_rows() -> list[Row]:
   return _pacgan_rows() + _recipe_b_rows() + _beyond_rows() + _probe_rows()
+
+
+def make_config(row: Row, quick: bool, steps_per_call: int = 1,
+                members: tuple[int, int] | None = None):
+  """The config of `row` (``--quick``: its tiny version), or of its members [a, b) where
+  `members` is (a, b): a part of the row (experiments/row_parts.py)."""
+  config = importlib.import_module(f'configs.{row.config}').get_config()
+  config.update_from_flattened_dict(dict(row.overrides))
+  config.population = row.seeds
+  if quick:  # tiny networks and a few steps: this mode only checks that everything runs
+    config.update_from_flattened_dict({
+        'steps': 40, 'population': 2, 'model_options.hidden': (16, 16),
+        'model_options.d_hidden': None if row.config.startswith('unrolled') else (16,),
+        'batch_size': 8 * dict(row.overrides).get('pack', 1),
+        'train_size': 400 * dict(row.overrides).get('pack', 1) if config.train_size else 0})
+  if members is not None:
+    first, stop = members
+    if not 0 <= first < stop <= config.population:
+      raise ValueError(f'--members {first} {stop}: {row.key} has members 0 to '
+                       f'{config.population - 1}; give a and b with 0 <= a < b <= '
+                       f'{config.population}.')
+    config.seed += first  # member i of the row is member i - a of the part: same seed
+    config.population = stop - first
+  quarter = config.steps // 4
+  config.eval_every = config.checkpoint_every = quarter
+  config.log_every = max(1, config.steps // 50)  # a progress line (steps/s, ETA) every 2%
+  # Steps per compiled call change the speed, not the result beyond round-off (bitwise on
+  # the CPU; tests/test_train.py); they must divide the steps, evaluation and log points.
+  config.steps_per_call = math.gcd(steps_per_call, config.steps, quarter, config.log_every)
+  return config
+
+
+def recipe(config) -> dict:
+  """What defines a row's result: its resolved config, flattened, without the fields that
+  only schedule or report (`workdir.NOT_DEFINING`) except `steps`. Stored with the row; a
+  stored row whose recipe differs from its config's today is stale and runs again."""
+  flat = workdir.flatten(json.loads(resolve.resolve_config(config).config.to_json()))
+  return {k: v for k, v in flat.items()
+          if k == 'steps' or k.split('.')[0] not in workdir.NOT_DEFINING}
+
+
+def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:
+  """``{field: [stored, now]}`` where a stored row's (or part's) recipe differs from the
+  row's (part's) today."""
+  members = tuple(stored['members']) if 'members' in stored else None
+  now = recipe(make_config(row, quick, members=members))
+  then = stored.get('recipe', {})
+  return {k: [then.get(k), now.get(k)] for k in sorted(then.keys() | now.keys())
+          if then.get(k) != now.get(k)}

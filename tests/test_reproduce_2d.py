@@ -6,9 +6,8 @@ import threading
 import time
 
 import jax
-import pytest
 
-from experiments import reproduce_2d, rows_2d
+from experiments import report_2d, reproduce_2d, rows_2d
 from ganjax import resolve
 
 
@@ -27,11 +26,11 @@ def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():
   rows = rows_2d.all_rows()
   assert len({r.key for r in rows}) == len(rows)
   for row in rows:
-    resolve.resolve_config(reproduce_2d.make_config(row, quick=False))  # raises on bad fields
+    resolve.resolve_config(rows_2d.make_config(row, quick=False))  # raises on bad fields
   probes = [r for r in rows if r.table == 'probe']
   assert probes and all(r.note and not r.published for r in probes)
   def recipe(row):
-    return reproduce_2d.recipe(reproduce_2d.make_config(row, quick=False))
+    return rows_2d.recipe(rows_2d.make_config(row, quick=False))
   by_key = {r.key: r for r in rows}
   for probe in probes:  # each differs from the row it probes in the fields it names only
     probed = recipe(by_key[probe.of])
@@ -44,14 +43,14 @@ def test_a_probe_that_only_adds_seeds_is_pooled_with_its_row():
   row = {'per_seed': [{'modes': 8, 'hq_fraction': 0.1}, {'modes': 6, 'hq_fraction': 0.3}]}
   more = {'overrides': {'seed': 5, 'data_seed': 1},
           'per_seed': [{'modes': 1, 'hq_fraction': 0.2}]}
-  assert reproduce_2d.pooled(more, row) == '. All 3 seeds: 5.0 ± 2.1 modes, 20.0 ± 5.8% HQ'
-  assert reproduce_2d.pooled(dict(more, overrides={'penalty_weight': 10.0}), row) == ''
-  assert reproduce_2d.pooled(more, None) == ''  # the probed row has not run
+  assert report_2d.pooled(more, row) == '. All 3 seeds: 5.0 ± 2.1 modes, 20.0 ± 5.8% HQ'
+  assert report_2d.pooled(dict(more, overrides={'penalty_weight': 10.0}), row) == ''
+  assert report_2d.pooled(more, None) == ''  # the probed row has not run
   # Settings the row and its probe share do not count as a change; others do, either way.
   unrolled = dict(row, overrides={'unroll_steps': 5})
-  assert reproduce_2d.pooled(dict(more, overrides={'unroll_steps': 5, 'seed': 5}), unrolled)
-  assert reproduce_2d.pooled(more, unrolled) == ''
-  assert reproduce_2d.pooled(dict(more, config='unrolled_grid'), row) == ''
+  assert report_2d.pooled(dict(more, overrides={'unroll_steps': 5, 'seed': 5}), unrolled)
+  assert report_2d.pooled(more, unrolled) == ''
+  assert report_2d.pooled(dict(more, config='unrolled_grid'), row) == ''
 
 
 def test_the_pytorch_section_sets_the_port_beside_all_of_a_rows_seeds(tmp_path):
@@ -64,25 +63,25 @@ def test_the_pytorch_section_sets_the_port_beside_all_of_a_rows_seeds(tmp_path):
                                                'per_seed': [seed(1, 0.2)]}}
   port = {'seeds': 2, 'steps': 40, 'per_seed': [[seed(8, 0.4)], [seed(7, 0.5)]],
           'summary': {'modes': [7.5, 0.5], 'hq': [45.0, 5.0]}}
-  (tmp_path / reproduce_2d.torch_result_name('ring', 'simultaneous')).write_text(
+  (tmp_path / report_2d.torch_result_name('ring', 'simultaneous')).write_text(
       json.dumps(port))
-  lines = reproduce_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())  # pylint: disable=protected-access
+  lines = report_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())  # pylint: disable=protected-access
   assert lines[-1] == ('| GAN | ring | simultaneous | 7.5 ± 0.5 | 45.0 ± 5.0 | 2, 40 | '
                        '5.0 ± 2.1 | 20.0 ± 5.8 | 3 | '
-                       + reproduce_2d.welch([10.0, 30.0, 20.0], [40.0, 50.0]) + ' |')
+                       + report_2d.welch([10.0, 30.0, 20.0], [40.0, 50.0]) + ' |')
   results['VEEGAN T1/GAN/ring']['recipe']['update_order'] = 'alternating'  # another recipe
-  assert reproduce_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())[-1].endswith(  # pylint: disable=protected-access
+  assert report_2d._torch_check(str(tmp_path), results, rows_2d.all_rows())[-1].endswith(  # pylint: disable=protected-access
       '| 2, 40 |  |  |  |  |')  # four empty cells
 
 
 def test_verdicts_use_combined_standard_errors():
   published = {'modes': (7.8, 0.1), 'hq': (95.9, 1.4)}
-  ok, z = reproduce_2d.verdict(published, {'modes': (7.6, 0.1), 'hq': (93.5, 0.5)})
+  ok, z = report_2d.verdict(published, {'modes': (7.6, 0.1), 'hq': (93.5, 0.5)})
   assert ok == 'reproduced' and abs(z['modes'] + 1.41) < 0.01
-  bad, _ = reproduce_2d.verdict(published, {'modes': (7.2, 0.1), 'hq': (95.0, 0.5)})
+  bad, _ = report_2d.verdict(published, {'modes': (7.2, 0.1), 'hq': (95.0, 0.5)})
   assert bad == 'not reproduced'
   # No published s.e. (VEEGAN): ganjax's alone; HQ within 3 points passes.
-  ok, _ = reproduce_2d.verdict({'modes': (7.6, None), 'hq': (35.6, None)},
+  ok, _ = report_2d.verdict({'modes': (7.6, None), 'hq': (35.6, None)},
                                {'modes': (7.4, 0.2), 'hq': (38.0, 0.5)})
   assert ok == 'reproduced'
 
@@ -141,7 +140,7 @@ def test_a_row_another_process_finished_meanwhile_is_not_run_again(tmp_path, mon
 
   def result(row):
     return {'table': row.table, 'row': row.row, 'dataset': row.dataset,
-            'recipe': reproduce_2d.recipe(reproduce_2d.make_config(row, quick=False)),
+            'recipe': rows_2d.recipe(rows_2d.make_config(row, quick=False)),
             'ganjax': {'modes': [8.0, 0.0], 'hq': [30.0, 5.0]}, 'wall_time_s': 1.0}
   ran = []
 
@@ -162,11 +161,11 @@ def test_merge_takes_missing_and_stale_rows_and_keeps_fresh_ones(tmp_path, monke
   keys = ['beyond/hinge, unroll 5/ring', 'beyond/hinge, unroll 5/grid', 'beyond/hinge, plain/ring']
 
   def result(key, hq, stale=False):
-    config = reproduce_2d.make_config(rows[key], quick=False)
+    config = rows_2d.make_config(rows[key], quick=False)
     if stale:
       config.update_order = 'alternating'
     return {'table': 'beyond', 'row': rows[key].row, 'dataset': rows[key].dataset,
-            'recipe': reproduce_2d.recipe(config), 'ganjax': {'hq': [hq, 1.0]}}
+            'recipe': rows_2d.recipe(config), 'ganjax': {'hq': [hq, 1.0]}}
 
   ours, theirs = tmp_path / 'ours', tmp_path / 'theirs'
   for folder, results in ((ours, [result(keys[1], 1.0, stale=True), result(keys[2], 2.0)]),
@@ -191,16 +190,16 @@ def test_merge_takes_missing_and_stale_rows_and_keeps_fresh_ones(tmp_path, monke
 def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_run():
   rows = {r.key: r for r in rows_2d.all_rows()}
   gan = rows['VEEGAN T1/GAN/ring']
-  config = reproduce_2d.make_config(gan, quick=False)
+  config = rows_2d.make_config(gan, quick=False)
   stored = {'table': gan.table, 'row': gan.row, 'dataset': gan.dataset,
-            'recipe': reproduce_2d.recipe(config),
+            'recipe': rows_2d.recipe(config),
             'ganjax': {'modes': [7.0, 0.3], 'hq': [50.0, 2.0], 'reverse_kl': [0.1, 0.01]},
             'published': {'modes': [1, None], 'hq': [99.3, None]}, 'verdict': 'not reproduced'}
-  assert reproduce_2d.stale_fields(stored, gan) == {}
+  assert rows_2d.stale_fields(stored, gan) == {}
   assert stored['recipe']['steps'] == 25_000 and 'log_every' not in stored['recipe']
   config.update_order = 'alternating'  # what recipe B's rows ran with before the notebook's order
-  before = dict(stored, recipe=reproduce_2d.recipe(config))
-  assert reproduce_2d.stale_fields(before, gan) == {
+  before = dict(stored, recipe=rows_2d.recipe(config))
+  assert rows_2d.stale_fields(before, gan) == {
       'update_order': ['alternating', 'simultaneous']}
   # The beyond table's minimax ring row is VEEGAN's GAN row: it takes that run's result,
   # without VEEGAN's published numbers; the hinge row is another recipe.
@@ -215,11 +214,11 @@ def test_a_changed_recipe_makes_a_stored_row_stale_and_equal_recipes_share_one_r
   assert taken['ganjax'] == stored['ganjax']
   # WGAN-GP's 5 critic updates alternate with G's, in GDPP's row and the beyond table alike.
   for key in ('GDPP T1/WGAN-GP/grid', 'beyond/wgan-gp, unroll 5/ring'):
-    assert reproduce_2d.make_config(rows[key], quick=False).update_order == 'alternating'
+    assert rows_2d.make_config(rows[key], quick=False).update_order == 'alternating'
 
 
 def test_welch_t_test_of_the_torch_check():
   # Means 2 and 5, variances 1: t = -3 / sqrt(2/3) = -3.67 on 4 df, two-sided p 0.021.
-  assert reproduce_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
-  assert reproduce_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
-  assert reproduce_2d.welch([1.0], [2.0, 3.0]) == '-'
+  assert report_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
+  assert report_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
+  assert report_2d.welch([1.0], [2.0, 3.0]) == '-'

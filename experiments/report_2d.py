@@ -140,7 +140,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
               plus_minus(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}']
       if table == 'reproduction':
         p = r.get('published', {})
-        cells = [r['table'], r['row'], r['dataset'], plus_minus(p['modes']), plus_minus(r['ganjax']['modes']),
+        cells = [r['table'], r['row'], r['dataset'], plus_minus(p['modes']),
+                 plus_minus(r['ganjax']['modes']),
                  plus_minus(p['hq']), plus_minus(r['ganjax']['hq']),
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
                      f' ({row.note})' if row.note else ''),  # today's note: causes found later
@@ -186,7 +187,8 @@ def _torch_check(out: str, results: dict, rows: list[Row]) -> list[str]:
         hq = [100 * s['hq_fraction'] for s in ours]
         lines.append(f'| {row} | {dataset} | {order} | {plus_minus(t["summary"]["modes"])} | '
                      f'{plus_minus(t["summary"]["hq"])} | {t["seeds"]}, {t["steps"]:,} | ' + (
-                         f'{plus_minus(mean_se([s["modes"] for s in ours]))} | {plus_minus(mean_se(hq))} '
+                         f'{plus_minus(mean_se([s["modes"] for s in ours]))} | '
+                         f'{plus_minus(mean_se(hq))} '
                          f'| {len(ours)} | {welch(hq, theirs)} |' if ours else ' |  |  |  |'))
   if not lines:
     return []

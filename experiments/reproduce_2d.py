@@ -60,8 +60,10 @@ import jax  # pylint: disable=wrong-import-position
 from experiments import row_parts  # pylint: disable=wrong-import-position
 from experiments.compare_losses import read_curves, show_progress  # pylint: disable=wrong-import-position
 from experiments.row_parts import METRICS  # pylint: disable=wrong-import-position
-from experiments.report_2d import plus_minus, section, verdict, write_report  # pylint: disable=wrong-import-position
-from experiments.rows_2d import Row, all_rows, make_config, recipe, stale_fields  # pylint: disable=wrong-import-position
+from experiments.report_2d import (  # pylint: disable=wrong-import-position
+    plus_minus, section, verdict, write_report)
+from experiments.rows_2d import (  # pylint: disable=wrong-import-position
+    Row, all_rows, make_config, recipe, stale_fields)
 from ganjax import train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -149,9 +151,12 @@ def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1,
   summary = train.train_and_evaluate(config, run_dir)
   if summary['preempted']:
     return {}
-  curves = {m: read_curves(run_dir, config.population, m) for m in METRICS}
-  checkpoints = sorted({s for c in curves['modes'].values() for s, _ in c})
-  along = {str(step): {m: [v for i in sorted(curves[m]) for s, v in curves[m][i] if s == step]
+  # {metric: {member: {step: value}}}: a run resumed at its last step scores that step
+  # again (the same numbers, from fixed evaluation noise); one value per step is kept.
+  curves = {m: {i: dict(c) for i, c in read_curves(run_dir, config.population, m).items()}
+            for m in METRICS}
+  checkpoints = sorted({s for c in curves['modes'].values() for s in c})
+  along = {str(step): {m: [curves[m][i][step] for i in sorted(curves[m]) if step in curves[m][i]]
                        for m in METRICS}
            for step in checkpoints}
   per_seed = [{k: m[k] for k in METRICS} for m in summary['members']]
@@ -278,7 +283,7 @@ def main(argv=None):
     if not result:
       print('Preempted; rerun the same command to resume.')
       sys.exit(0)
-    print(f'    modes {plus_minus(result["ganjax"]["modes"])}, HQ {plus_minus(result["ganjax"]["hq"])}%'
+    print(f'    {_scores(result)}'
           + (f', {result["verdict"]}' if 'verdict' in result else '') +
           f' ({result["wall_time_s"]:.0f} s)', flush=True)
     with locked(path) as results:  # after every row: nothing lost on interruption
@@ -287,6 +292,11 @@ def main(argv=None):
   with locked(path) as results:
     write_report(out, results, rows, args.quick)
   print(f'Wrote {os.path.join(out, "reproduce_2d.md")}.')
+
+
+def _scores(result: dict) -> str:
+  ours = result['ganjax']
+  return f'modes {plus_minus(ours["modes"])}, HQ {plus_minus(ours["hq"])}%'
 
 
 def _parts_path(results_path: str) -> str:
@@ -328,8 +338,7 @@ def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list
     if not part:
       print('Preempted; rerun the same command to resume.')
       sys.exit(0)
-    print(f'    modes {plus_minus(part["ganjax"]["modes"])}, HQ {plus_minus(part["ganjax"]["hq"])}% '
-          f'({part["wall_time_s"]:.0f} s)', flush=True)
+    print(f'    {_scores(part)} ({part["wall_time_s"]:.0f} s)', flush=True)
     with locked(_parts_path(path)) as parts:
       parts[key] = part
   else:

@@ -61,6 +61,13 @@ def test_a_stored_part_is_not_run_again_and_bad_members_are_refused(tmp_path, ca
   parts = json.loads((tmp_path / row_parts.PARTS_FILE).read_text())
   assert [p['members'] for p in parts] == [[0, 1]] and parts[0]['seeds'] == 1
   assert parts[0]['recipe']['seed'] == 0 and parts[0]['recipe']['population'] == 1
+  # Its result lost (the run folder kept): the run resumes at its last step and scores it
+  # again, which gives the same result, each evaluation counted once.
+  (tmp_path / row_parts.PARTS_FILE).unlink()
+  reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', out])
+  again = json.loads((tmp_path / row_parts.PARTS_FILE).read_text())[0]
+  for field in ('per_seed', 'along_per_seed', 'ganjax', 'along_training', 'recipe'):
+    assert again[field] == parts[0][field], field
   monkeypatch.setattr(reproduce_2d, 'run_row', lambda *a, **k: pytest.fail('ran again'))
   reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', out])
   assert 'stored in' in capsys.readouterr().out

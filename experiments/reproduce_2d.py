@@ -339,8 +339,8 @@ def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list
       print('Preempted; rerun the same command to resume.')
       sys.exit(0)
     print(f'    {_scores(part)} ({part["wall_time_s"]:.0f} s)', flush=True)
-    with locked(_parts_path(path)) as parts:
-      parts[key] = part
+    with locked(_parts_path(path)) as parts:  # a verdict on some seeds is none: the row's
+      parts[key] = {k: v for k, v in part.items() if k not in ('verdict', 'z', 'published')}
   else:
     print(f'{key}: stored in {_parts_path(path)}', flush=True)
   with locked(path) as results:

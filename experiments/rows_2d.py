@@ -92,9 +92,10 @@ _UNROLLED_NOTES = {
             'seeds (probe below) ganjax\'s 15 give 17.7 ± 3.9% HQ, 4.6 s.e. below VEEGAN\'s; '
             'HQ varies widely by seed (ganjax 1.8-52%, the PyTorch port 3.6-63%). The port, '
             'which takes the same training steps from the same initial distribution (tests), '
-            'gives 29.0 ± 7.4% in 7 seeds: within 1 s.e. of VEEGAN and not different from '
-            'ganjax\'s 15 beyond seed noise (Welch p 0.21, section below). Cause not found '
-            'yet: more seeds of the port decide whether it sits with ganjax or with VEEGAN',
+            'gives 23.6 ± 6.7% in 9 seeds: not different from ganjax\'s 15 (Welch p 0.46, '
+            'section below; Mann-Whitney p 0.70), VEEGAN\'s 35.6% 1.8 of its s.e. above it. '
+            'Cause not found: two implementations of the recipe agree with each other and '
+            'lie below VEEGAN, which ran its own code',
     'grid': 'cause: the recipe. The independent PyTorch port of recipe B gives the same '
             'row (3 seeds: 21.0 ± 1.2 modes, 4.4 ± 2.3% HQ; Welch p 0.83 on HQ, section '
             'below), and in both HQ stays near 3% along training; the notebook trains the '

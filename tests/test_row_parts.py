@@ -21,6 +21,8 @@ def test_a_row_run_in_parts_on_two_machines_is_the_row_run_whole(tmp_path, capsy
   # Member 1 on one machine, member 0 on another, then the other's parts taken in.
   reproduce_2d.main(['--quick', '--rows', KEY, '--members', '1', '2', f'--out={here}'])
   assert KEY not in _rows(here)  # member 0 is missing: no row yet
+  part = reproduce_2d.load(str(here / row_parts.PARTS_FILE))[f'{KEY}#1-2']
+  assert 'verdict' not in part and part['per_seed'] and part['members'] == [1, 2]
   reproduce_2d.main(['--quick', '--rows', KEY, '--list', f'--out={here}'])
   assert 'parts stored: members [[1, 2]]' in capsys.readouterr().out
   reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', f'--out={there}'])

@@ -163,8 +163,8 @@ def _probe_rows() -> list[Row]:
                more_seeds[0], 10, note=more_seeds[1], of=f'VEEGAN T1/GAN/{dataset}')
            for dataset in ('grid', 'ring')]
   # The Unrolled GAN ring row's HQ lies below the port's and VEEGAN's, within seed noise of
-  # the port's. Run on the 2-core CPU in two parts of 5 members, one per core (--members
-  # 0 5 and 5 10; 67-68 minutes each).
+  # the port's. Its results are two parts of 5 members (--members 0 5 and 5 10), trained
+  # side by side, one per core (67-68 minutes each), as 5-seed rows of the same configs.
   return rows + [Row('probe', 'VEEGAN Unrolled GAN, 10 more seeds', 'ring', 'unrolled_ring',
                      (('unroll_steps', 5),) + more_seeds[0], 10, note=more_seeds[1],
                      of='VEEGAN T1/Unrolled GAN/ring')]

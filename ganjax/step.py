@@ -135,6 +135,13 @@ def _example_keys(key: jax.Array, n_local: int) -> jax.Array:
   return jax.vmap(jax.random.fold_in, (None, 0))(key, _global_ids(n_local))
 
 
+def part_key(member_key: jax.Array, step: jax.Array, i: int) -> jax.Array:
+  """The key of part i of a member's `step`: its i-th discriminator update (i < n_dis;
+  split into the update's noise and penalty keys), the generator's noise (i = n_dis, in
+  alternating order) and the generator's objective (i = n_dis + 1)."""
+  return jax.random.fold_in(jax.random.fold_in(member_key, step), jnp.int32(i))
+
+
 def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
   """``step(state, batch, penalty_weight) -> (state, metrics)`` for one device.
 
@@ -227,7 +234,6 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     return value, g_stats
 
   def member_step(m, step, batch, penalty_weight):
-    key = jax.random.fold_in(m['key'], step)
     n_local = batch.shape[1]
     d = (m['d_params'], m['d_opt'], m['d_stats'])
     before = d
@@ -235,7 +241,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     # A Python loop, not lax.scan: on CPU, XLA runs convolution gradients inside a loop
     # 30-100x slower than outside one (benchmarks/NOTES.md); compile time grows with n_dis.
     for i in range(cfg.n_dis):
-      kz, kp = jax.random.split(jax.random.fold_in(key, jnp.int32(i)))
+      kz, kp = jax.random.split(part_key(m['key'], step, i))
       z = noise(kz, n_local)
       z_first = z if z_first is None else z_first
       fake, _ = g_apply(m['g_params'], m['g_stats'], z)
@@ -245,8 +251,8 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     if cfg.update_order == 'simultaneous':  # G from the same batch, against D before update
       g_d, z, real = before, z_first, batch[0]
     else:
-      g_d, z, real = d, noise(jax.random.fold_in(key, cfg.n_dis), n_local), batch[-1]
-    g_key = jax.random.fold_in(key, cfg.n_dis + 1)
+      g_d, z, real = d, noise(part_key(m['key'], step, cfg.n_dis), n_local), batch[-1]
+    g_key = part_key(m['key'], step, cfg.n_dis + 1)
     (g_loss, g_stats), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
         m['g_params'], m['g_stats'], tuple(g_d), z, pack(real, cfg.pack), g_key, penalty_weight)
     g_grads = jax.lax.pmean(g_grads, parallel.AXIS)
@@ -283,6 +289,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
 
   # The pieces, for tests that differentiate them directly (inside a named `data` axis).
   per_device_step.d_step, per_device_step.g_objective = d_step, g_objective
+  per_device_step.noise = noise  # (key, n_local) -> z, inside the axis
   return per_device_step
 
 

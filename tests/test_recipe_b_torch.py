@@ -11,6 +11,7 @@ import pytest
 
 from configs import unrolled_ring
 from conftest import d_update, g_objective_value, in_data_axis, member_parts
+from ganjax import step
 
 torch = pytest.importorskip('torch')
 
@@ -162,10 +163,8 @@ def test_the_port_follows_ganjax_training_step_by_step(unroll):
 
   @jax.jit
   def noise(s):  # the z ganjax's step draws for D's batch at step s (member 0, one device)
-    key = jax.random.fold_in(m['key'], s)
-    kz, _ = jax.random.split(jax.random.fold_in(key, jnp.int32(0)))
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(kz, jnp.arange(n))
-    return jax.vmap(lambda k: jax.random.normal(k, (256,)))(keys)
+    kz, _ = jax.random.split(step.part_key(m['key'], s, 0))
+    return in_data_axis(lambda: parts.noise(kz, n))
 
   gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])
   g_opt = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999), eps=1e-8)

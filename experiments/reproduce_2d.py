@@ -119,8 +119,8 @@ def load(path: str) -> dict:
 
 
 def _key(result: dict) -> str:
-  part = '#{}-{}'.format(*result['members']) if 'members' in result else ''
-  return f'{result["table"]}/{result["row"]}/{result["dataset"]}{part}'
+  key = f'{result["table"]}/{result["row"]}/{result["dataset"]}'
+  return row_parts.part_key(key, result['members']) if 'members' in result else key
 
 
 @contextlib.contextmanager
@@ -178,7 +178,7 @@ def merge(results: dict, others: list[str], by_key: dict, quick: bool = False) -
   (`results` may be a parts file's contents and `others` parts files: the same rules.)"""
   for other in others:
     for key, result in load(other).items():
-      row = by_key.get(key.split('#')[0])
+      row = by_key.get(row_parts.row_of(key))
       if row is None or stale_fields(result, row, quick):
         print(f'{other}: {key}: {"unknown" if row is None else "stale"}, not taken')
       elif key in results and not stale_fields(results[key], row, quick):
@@ -309,7 +309,7 @@ def take_parts(results: dict, path: str, row: Row, quick: bool) -> bool:
   if row.key in results and not stale_fields(results[row.key], row, quick):
     return False
   parts = [p for k, p in load(_parts_path(path)).items()
-           if k.split('#')[0] == row.key and not stale_fields(p, row, quick)]
+           if row_parts.row_of(k) == row.key and not stale_fields(p, row, quick)]
   config = make_config(row, quick)
   result = row_parts.assemble(parts, config.population, recipe(config))
   if result is None:
@@ -322,7 +322,7 @@ def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list
              args) -> None:
   """Runs members [a, b) of `row` unless the row or this part is stored, stores the part,
   and assembles the row when its parts are complete."""
-  key = '{}#{}-{}'.format(row.key, *members)
+  key = row_parts.part_key(row.key, members)
   results = load(path)
   if row.key in results and not stale_fields(results[row.key], row, args.quick):
     print(f'{row.key}: stored in {path}; no part of it to run', flush=True)

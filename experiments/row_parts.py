@@ -24,6 +24,16 @@ PARTS_FILE = 'reproduce_2d_parts.json'
 METRICS = ('modes', 'hq_fraction', 'reverse_kl')
 
 
+def part_key(row_key: str, members) -> str:
+  """The key of members [a, b) of row `row_key` in the parts file: ``row_key#a-b``."""
+  return '{}#{}-{}'.format(row_key, *members)
+
+
+def row_of(key: str) -> str:
+  """The row key of a stored key, a part's (``row_key#a-b``) or a whole row's."""
+  return key.partition('#')[0]
+
+
 def summarize(per_seed: list[dict], along_per_seed: dict) -> dict:
   """A row's mean ± s.e. over its seeds: final (``ganjax``; HQ in percent) and at each
   evaluation (``along_training``), from the per-seed values."""
@@ -77,4 +87,4 @@ def assemble(parts: list[dict], seeds: int, recipe: dict) -> dict | None:
 
 def stored_members(parts: dict, row_key: str) -> list[list[int]]:
   """The member ranges of `row_key` among stored `parts` (keyed by ``row_key#a-b``)."""
-  return sorted(p['members'] for k, p in parts.items() if k.split('#')[0] == row_key)
+  return sorted(p['members'] for k, p in parts.items() if row_of(k) == row_key)

@@ -135,8 +135,8 @@ def _example_keys(key: jax.Array, n_local: int) -> jax.Array:
   return jax.vmap(jax.random.fold_in, (None, 0))(key, _global_ids(n_local))
 
 
-def part_key(member_key: jax.Array, step: jax.Array, i: int) -> jax.Array:
-  """The key of part i of a member's `step`: its i-th discriminator update (i < n_dis;
+def draw_key(member_key: jax.Array, step: jax.Array, i: int) -> jax.Array:
+  """The key of draw i of a member's `step`: its i-th discriminator update (i < n_dis;
   split into the update's noise and penalty keys), the generator's noise (i = n_dis, in
   alternating order) and the generator's objective (i = n_dis + 1)."""
   return jax.random.fold_in(jax.random.fold_in(member_key, step), jnp.int32(i))
@@ -241,7 +241,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     # A Python loop, not lax.scan: on CPU, XLA runs convolution gradients inside a loop
     # 30-100x slower than outside one (benchmarks/NOTES.md); compile time grows with n_dis.
     for i in range(cfg.n_dis):
-      kz, kp = jax.random.split(part_key(m['key'], step, i))
+      kz, kp = jax.random.split(draw_key(m['key'], step, i))
       z = noise(kz, n_local)
       z_first = z if z_first is None else z_first
       fake, _ = g_apply(m['g_params'], m['g_stats'], z)
@@ -251,8 +251,8 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
     if cfg.update_order == 'simultaneous':  # G from the same batch, against D before update
       g_d, z, real = before, z_first, batch[0]
     else:
-      g_d, z, real = d, noise(part_key(m['key'], step, cfg.n_dis), n_local), batch[-1]
-    g_key = part_key(m['key'], step, cfg.n_dis + 1)
+      g_d, z, real = d, noise(draw_key(m['key'], step, cfg.n_dis), n_local), batch[-1]
+    g_key = draw_key(m['key'], step, cfg.n_dis + 1)
     (g_loss, g_stats), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
         m['g_params'], m['g_stats'], tuple(g_d), z, pack(real, cfg.pack), g_key, penalty_weight)
     g_grads = jax.lax.pmean(g_grads, parallel.AXIS)

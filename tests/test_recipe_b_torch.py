@@ -163,7 +163,7 @@ def test_the_port_follows_ganjax_training_step_by_step(unroll):
 
   @jax.jit
   def noise(s):  # the z ganjax's step draws for D's batch at step s (member 0, one device)
-    kz, _ = jax.random.split(step.part_key(m['key'], s, 0))
+    kz, _ = jax.random.split(step.draw_key(m['key'], s, 0))
     return in_data_axis(lambda: parts.noise(kz, n))
 
   gen, disc = twin(m['g_params'], [256, 128, 128, 2]), twin(m['d_params'], [2, 128, 128, 1])

@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 
-import compare_losses  # pylint: disable=g-import-not-at-top  (puts the repository on sys.path)
+import compare_losses
 import jax
 import numpy as np
 

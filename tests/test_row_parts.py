@@ -31,19 +31,18 @@ def test_a_row_run_in_parts_on_two_machines_is_the_row_run_whole(tmp_path, capsy
   ran, parts = _rows(whole)[KEY], _rows(here)[KEY]
   assert [p['members'] for p in parts['parts']] == [[0, 1], [1, 2]]
   assert parts['recipe'] == ran['recipe'] and parts['seeds'] == ran['seeds'] == 2
-  # Member i trains from seed + i either way: on the CPU the same numbers to the last bit;
-  # elsewhere the tolerance allows vmapped matmuls of another width to round differently.
+  # Member i trains from seed + i either way: on the CPU the same numbers to the last bit.
+  # Elsewhere vmapped matmuls of another width may round differently, and 40 steps of GAN
+  # training can carry that into a sample near a mode's edge: there the claim is closeness
+  # (unmeasured on a GPU so far), and a mode count may move by one.
   if jax.default_backend() == 'cpu':
     assert parts['per_seed'] == ran['per_seed']
     assert parts['along_per_seed'] == ran['along_per_seed']
+    assert parts['verdict'] == ran['verdict'] and parts['note'] == ran['note']
   for got, want in zip(parts['per_seed'], ran['per_seed']):
-    assert got['modes'] == want['modes']
+    assert abs(got['modes'] - want['modes']) <= (jax.default_backend() != 'cpu')
     np.testing.assert_allclose([got['hq_fraction'], got['reverse_kl']],
-                               [want['hq_fraction'], want['reverse_kl']], rtol=0, atol=2e-3)
-  np.testing.assert_allclose(
-      [v['hq'][0] for v in parts['along_training'].values()],
-      [v['hq'][0] for v in ran['along_training'].values()], atol=0.2)
-  assert parts['verdict'] == ran['verdict'] and parts['note'] == ran['note']
+                               [want['hq_fraction'], want['reverse_kl']], rtol=0, atol=2e-2)
   report = (here / 'reproduce_2d.md').read_text()
   assert '| VEEGAN T1 | GAN | ring | 1.0 | ' in report
 

@@ -18,8 +18,9 @@ one alone, on both cores, took 56-67 minutes: 1.55 times the throughput.
     taskset -c 0 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/ring' &
     taskset -c 1 .venv/bin/python experiments/reproduce_2d.py --rows 'beyond/hinge, unroll 5/grid'
 
-On a lent GPU machine, experiments/gpu_rows.sh runs rows within one call; `--merge` takes
-the rows it brings back (or another ``--out``'s) into the committed results.
+On a lent GPU machine, experiments/gpu_rows.sh runs rows, or parts of rows (``KEY#A-B``),
+within one call; `--merge` takes the rows and parts it brings back (or another ``--out``'s)
+into the committed results.
 
 A row too long for one sitting runs in parts, members [a, b) of its population at a time
 (``--rows KEY --members A B``; experiments/row_parts.py): each part is stored as it

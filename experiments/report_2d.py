@@ -154,9 +154,10 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
             f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results, rows)
-  done = [r for r in results.values()]
-  if done:
-    lines += ['', 'Hardware: ' + '; '.join(sorted({r['hardware'] for r in done})) + '.']
+  # A row assembled from parts names each part's hardware, joined by '; '.
+  hardware = {h for r in results.values() for h in r['hardware'].split('; ')}
+  if hardware:
+    lines += ['', 'Hardware: ' + '; '.join(sorted(hardware)) + '.']
   with open(os.path.join(out, 'reproduce_2d.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
 

@@ -1,6 +1,8 @@
 """The 2D reproduction experiment runs end to end (its --quick mode) and writes its report."""
 
 import json
+import pathlib
+import shutil
 import sys
 import threading
 import time
@@ -222,3 +224,21 @@ def test_welch_t_test_of_the_torch_check():
   assert report_2d.welch([1, 2, 3], [4, 5, 6]) == '-3.67 (4.0), 0.02'
   assert report_2d.welch([8, 8], [8, 8, 8]) == '-'  # no spread: undefined
   assert report_2d.welch([1.0], [2.0, 3.0]) == '-'
+
+
+def test_the_committed_results_give_the_committed_report(tmp_path):
+  # The committed report is written from the committed json (and the PyTorch port's result
+  # files beside it); written again it is the same, and its hardware line names each device
+  # once, a row assembled from parts on several devices ('A; B') included.
+  here = pathlib.Path(reproduce_2d.__file__).parent / 'results'
+  for torch_run in here.glob('recipe_b_torch_*.json'):
+    shutil.copy(torch_run, tmp_path)
+  results = reproduce_2d.load(str(here / 'reproduce_2d.json'))
+  assert any('; ' in r['hardware'] for r in results.values())
+  report_2d.write_report(str(tmp_path), results, rows_2d.all_rows(), quick=False)
+  ours = (tmp_path / 'reproduce_2d.md').read_text().splitlines()
+  committed = (here / 'reproduce_2d.md').read_text().splitlines()
+  assert ours[3:] == committed[3:]  # line 3 gives the time of writing
+  named = ours[-1].removeprefix('Hardware: ').removesuffix('.').split('; ')
+  assert len(named) == len(set(named)) > 1
+  assert set(named) == {h for r in results.values() for h in r['hardware'].split('; ')}

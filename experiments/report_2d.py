@@ -12,6 +12,7 @@ import os
 import numpy as np
 from scipy import stats
 
+from experiments import row_parts
 from experiments.compare_losses import mean_se
 from experiments.rows_2d import Row, make_config, stale_fields
 from ganjax import workdir
@@ -44,7 +45,7 @@ def plus_minus(mean_se_pair, digits=1):
 def _device(result: dict) -> str:
   """'NVIDIA H200' or 'cpu' from a row's hardware string (a row run in parts on several
   machines: 'cpu + NVIDIA H200')."""
-  devices = [h.split(' x ')[0] for h in result['hardware'].split('; ')]
+  devices = [h.split(' x ')[0] for h in row_parts.devices(result['hardware'])]
   return ' + '.join(dict.fromkeys(devices))
 
 
@@ -154,8 +155,7 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
             f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results, rows)
-  # A row assembled from parts names each part's hardware, joined by '; '.
-  hardware = {h for r in results.values() for h in r['hardware'].split('; ')}
+  hardware = {h for r in results.values() for h in row_parts.devices(r['hardware'])}
   if hardware:
     lines += ['', 'Hardware: ' + '; '.join(sorted(hardware)) + '.']
   with open(os.path.join(out, 'reproduce_2d.md'), 'w') as f:

@@ -22,6 +22,7 @@ from experiments.compare_losses import mean_se
 
 PARTS_FILE = 'reproduce_2d_parts.json'
 METRICS = ('modes', 'hq_fraction', 'reverse_kl')
+HARDWARE_SEPARATOR = '; '
 
 
 def part_key(row_key: str, members) -> str:
@@ -32,6 +33,16 @@ def part_key(row_key: str, members) -> str:
 def row_of(key: str) -> str:
   """The row key of a stored key, a part's (``row_key#a-b``) or a whole row's."""
   return key.partition('#')[0]
+
+
+def joined_hardware(hardware) -> str:
+  """The hardware of a row assembled from parts: each part's device once, in order."""
+  return HARDWARE_SEPARATOR.join(dict.fromkeys(hardware))
+
+
+def devices(hardware: str) -> list[str]:
+  """The devices a row's hardware string names (a row from parts: several)."""
+  return hardware.split(HARDWARE_SEPARATOR)
 
 
 def summarize(per_seed: list[dict], along_per_seed: dict) -> dict:
@@ -77,7 +88,7 @@ def assemble(parts: list[dict], seeds: int, recipe: dict) -> dict | None:
                   for m in METRICS}
            for step in chain[0]['along_per_seed']}
   return {'seeds': seeds, 'steps': chain[0]['steps'],
-          'hardware': '; '.join(dict.fromkeys(part['hardware'] for part in chain)),
+          'hardware': joined_hardware(part['hardware'] for part in chain),
           'recipe': recipe,
           'wall_time_s': round(sum(part['wall_time_s'] for part in chain), 1),
           'parts': [{k: part[k] for k in ('members', 'hardware', 'wall_time_s')}

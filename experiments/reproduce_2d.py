@@ -165,7 +165,9 @@ def run_row(row: Row, out: str, quick: bool, steps_per_call: int = 1,
       'seeds': config.population, 'steps': config.steps,
       'hardware': hardware(), 'steps_per_call': config.steps_per_call,
       'recipe': recipe(config),
-      'wall_time_s': round(time.time() - start, 1),
+      # This sitting, and the training time of the sittings before it (a resumed run).
+      'wall_time_s': round(time.time() - start + summary['train_time_s']
+                           - summary['wall_time_s'], 1),
       'per_seed': per_seed, 'along_per_seed': along,
       **row_parts.summarize(per_seed, along)}
   if members:

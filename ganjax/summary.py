@@ -19,16 +19,20 @@ def member_params(members: Any, i: int) -> dict:
 
 
 def summarize(config, members_host: Any, final_step: int, last_metrics: dict | None,
-              results: list[dict], preempted: bool, wall_time_s: float) -> dict:
+              results: list[dict], preempted: bool, wall_time_s: float,
+              earlier_s: float = 0.0) -> dict:
   """eval.json's content: the run, then one entry per member (merged in for one member).
 
   `last_metrics` are the last step's host metrics (None if no step ran);
   `results` the last evaluation's per-member scores (left out when preempted).
+  `wall_time_s` is this sitting's training time; `train_time_s` adds the earlier sittings'
+  `earlier_s` (a run resumed after preemption).
   """
   population = config.population
   summary = {'step': final_step, 'loss': config.loss, 'dataset': config.dataset,
              'population': population, 'preempted': preempted,
              'wall_time_s': round(wall_time_s, 2),
+             'train_time_s': round(earlier_s + wall_time_s, 2),
              'state_digest': digest([member_params(members_host, i) for i in range(population)])}
   members = []
   for i in range(population):

@@ -76,7 +76,7 @@ def _train(run: Resolved, workdir: str) -> dict:
   exp = build(run, dataset.example_shape, mesh)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.checkpoint_every, config.keep_checkpoints)
-  state, start, changes = _restore_or_initial(ckpt, exp.state, config)
+  state, start, changes, earlier_s = _restore_or_initial(ckpt, exp.state, config)
 
   k, population = config.steps_per_call, config.population
   sampler = step_lib.make_sampler(exp.pair)
@@ -87,7 +87,11 @@ def _train(run: Resolved, workdir: str) -> dict:
   t_start = time.time()
   try:
     for done in range(start + k, config.steps + 1, k):
+      queued = metrics
       state, metrics = exp.step_fn(state, next(batches), exp.penalty_weight)
+      # One call queued behind the running one keeps the device busy; more would only delay
+      # acting on SIGTERM (the final save waits for every call dispatched).
+      jax.block_until_ready(queued)
       # Every step of the call is offered to JAX's preemption sync point, which every
       # process must reach at the same step.
       preempted = preemption.requested.is_set() or any(
@@ -106,7 +110,8 @@ def _train(run: Resolved, workdir: str) -> dict:
         _log_eval(writer, done, results, population)
       if saving:
         meta = {'step': done, 'data_position': done, 'config': config.to_json(),
-                'config_changes': changes}
+                'config_changes': changes,
+                'train_time_s': round(earlier_s + time.time() - t_start, 1)}
         ckpt.save(done, state, meta, force=last or preempted)
       if preempted:
         logging.info('Preemption requested: saved step %d in %s; rerun to resume.', done,
@@ -133,7 +138,7 @@ def _train(run: Resolved, workdir: str) -> dict:
     results = evaluator(sampler, members_host, final_step, workdir, write_samples=is_chief)
   summary = summary_lib.summarize(
       config, members_host, final_step, parallel.to_host(metrics) if metrics is not None
-      else None, results, preempted, time.time() - t_start)
+      else None, results, preempted, time.time() - t_start, earlier_s)
   if changes:  # resumed with allow_config_change: what changed since the run began
     summary['config_changes'] = changes
   if is_chief and not preempted:
@@ -156,10 +161,11 @@ def check_workdir(workdir: str) -> None:
 
 
 def _restore_or_initial(ckpt: checkpoint.Checkpointer, initial: Any,
-                        config: config_dict.ConfigDict) -> tuple[Any, int, dict]:
-  """The newest checkpoint's state (else `initial`), its step, and the config changes since
-  the run began (`ganjax.workdir.check_resume`: raises for one not allowed)."""
-  state, changes, steps_per_call = initial, {}, config.steps_per_call
+                        config: config_dict.ConfigDict) -> tuple[Any, int, dict, float]:
+  """The newest checkpoint's state (else `initial`), its step, the config changes since
+  the run began (`ganjax.workdir.check_resume`: raises for one not allowed) and the seconds
+  the run had trained up to that checkpoint, over all its sittings."""
+  state, changes, steps_per_call, earlier_s = initial, {}, config.steps_per_call, 0.0
   restored = ckpt.restore(checkpoint.abstract(initial))
   if restored is not None:
     state, meta = restored
@@ -169,12 +175,13 @@ def _restore_or_initial(ckpt: checkpoint.Checkpointer, initial: Any,
       logging.warning('Resuming with a changed config (allow_config_change): %s.',
                       workdir_lib.describe(changes))
     logging.info('Resumed from %s at step %d.', ckpt.directory, meta['step'])
+    earlier_s = float(meta.get('train_time_s', 0.0))  # not in checkpoints before 2026-12
   start = int(parallel.to_host(state['step']))
   if start % steps_per_call:
     raise ValueError(f'the checkpoint in {ckpt.directory} is at step {start}, which '
                      f'steps_per_call={steps_per_call} does not divide; resume with a '
                      'steps_per_call that does (e.g. 1).')
-  return state, start, changes
+  return state, start, changes, earlier_s
 
 
 class _Preemption:

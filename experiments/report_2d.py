@@ -114,12 +114,19 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
            'evaluation counts as two (README; dataset `gdpp_ring`).', '']
   if quick:
     lines += ['**Quick mode**: tiny networks and 40 steps; nothing here is a result.', '']
+  parts, shown = row_parts.load(os.path.join(out, row_parts.PARTS_FILE)), [*results.values()]
   for table, header in _SECTIONS.items():
     chosen = [r for r in rows if section(r) == table]
     lines += header
     for row in chosen:
       r = results.get(row.key)
       changed = stale_fields(r, row, quick) if r is not None else {}
+      so_far = row_parts.progress([p for k, p in parts.items() if row_parts.row_of(k) == row.key
+                                   and not stale_fields(p, row, quick)])
+      if (r is None or changed) and so_far and table == 'reproduction':
+        lines.append(_in_progress(row, so_far, make_config(row, quick).population))
+        shown.append(so_far)
+        continue
       if r is None or changed:  # the published numbers, and what the row would cost
         stale = f'stale, to rerun: {workdir.describe(changed)}' if changed else ''
         steps = make_config(row, quick).steps
@@ -155,11 +162,28 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
             f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       lines.append('| ' + ' | '.join(cells) + ' |')
   lines += _torch_check(out, results, rows)
-  hardware = {h for r in results.values() for h in row_parts.devices(r['hardware'])}
+  hardware = {h for r in shown for h in row_parts.devices(r['hardware'])}
   if hardware:
     lines += ['', 'Hardware: ' + '; '.join(sorted(hardware)) + '.']
   with open(os.path.join(out, 'reproduce_2d.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
+
+
+def _in_progress(row: Row, so_far: dict, seeds: int) -> str:
+  """A reproduction row some of whose seeds have run (stored parts): what they give, and no
+  verdict, which waits for all `seeds`."""
+  n, ours = so_far['seeds'], so_far['ganjax']
+  along_hq = ' / '.join(f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})'
+                        for v in so_far['along_training'].values())
+  members = ', '.join(f'{a}-{b - 1}' if b - a > 1 else f'{a}'
+                      for a, b in (p['members'] for p in so_far['parts']))
+  cells = [row.table, row.row, row.dataset, plus_minus(row.published['modes']),
+           f'{plus_minus(ours["modes"])} ({n} of {seeds} seeds)',
+           plus_minus(row.published['hq']), f'{plus_minus(ours["hq"])} ({n} of {seeds})',
+           '', f'in progress: {n} of {seeds} seeds have run (members {members}); no '
+           'verdict before all have',
+           f'{so_far["steps"]:,}, {n} of {seeds}, {_device(so_far)}', along_hq]
+  return '| ' + ' | '.join(cells) + ' |'
 
 
 def torch_result_name(dataset: str, order: str, unroll: int = 0) -> str:

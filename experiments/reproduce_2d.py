@@ -60,7 +60,7 @@ import jax  # pylint: disable=wrong-import-position
 
 from experiments import row_parts  # pylint: disable=wrong-import-position
 from experiments.compare_losses import read_curves, show_progress  # pylint: disable=wrong-import-position
-from experiments.row_parts import METRICS  # pylint: disable=wrong-import-position
+from experiments.row_parts import METRICS, load  # pylint: disable=wrong-import-position
 from experiments.report_2d import (  # pylint: disable=wrong-import-position
     plus_minus, section, verdict, write_report)
 from experiments.rows_2d import (  # pylint: disable=wrong-import-position
@@ -108,20 +108,6 @@ def hardware() -> str:
            else f'{usable} of {os.cpu_count()} host cores')
   return (f'{device.device_kind} x {jax.device_count()} ({device.platform}), '
           f'{cores}, jax {jax.__version__}')
-
-
-def load(path: str) -> dict:
-  """The rows stored in the results file `path`, by key ``table/row/dataset`` (a part of a
-  row, in the parts file: ``table/row/dataset#a-b``)."""
-  if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return {_key(r): r for r in json.load(f)}
-
-
-def _key(result: dict) -> str:
-  key = f'{result["table"]}/{result["row"]}/{result["dataset"]}'
-  return row_parts.part_key(key, result['members']) if 'members' in result else key
 
 
 @contextlib.contextmanager

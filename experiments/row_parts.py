@@ -16,6 +16,9 @@ Imports no JAX: it only combines stored results.
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 
 from experiments.compare_losses import mean_se
@@ -33,6 +36,20 @@ def part_key(row_key: str, members) -> str:
 def row_of(key: str) -> str:
   """The row key of a stored key, a part's (``row_key#a-b``) or a whole row's."""
   return key.partition('#')[0]
+
+
+def load(path: str) -> dict:
+  """The rows stored in the results file `path`, by key ``table/row/dataset`` (a part of a
+  row, in the parts file: ``table/row/dataset#a-b``)."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {_key(r): r for r in json.load(f)}
+
+
+def _key(result: dict) -> str:
+  key = f'{result["table"]}/{result["row"]}/{result["dataset"]}'
+  return part_key(key, result['members']) if 'members' in result else key
 
 
 def joined_hardware(hardware) -> str:
@@ -83,13 +100,33 @@ def assemble(parts: list[dict], seeds: int, recipe: dict) -> dict | None:
   chain = cover(parts, seeds)
   if chain is None:
     return None
+  return {'seeds': seeds, 'recipe': recipe, **_joined(chain)}
+
+
+def progress(parts: list[dict]) -> dict | None:
+  """What the stored parts of a row not yet complete show so far: the parts that share no
+  member (by first member), joined as `assemble` joins them, with ``members`` (those that
+  have run) and ``seeds`` (how many); None where no part is stored."""
+  chosen, taken = [], set()
+  for part in sorted(parts, key=lambda p: p['members']):
+    members = set(range(*part['members']))
+    if not members & taken:
+      chosen.append(part)
+      taken |= members
+  if not chosen:
+    return None
+  return {'seeds': len(taken), 'members': sorted(taken), **_joined(chosen)}
+
+
+def _joined(chain: list[dict]) -> dict:
+  """Parts' runs as one population's: per-seed values in the parts' order, summaries, the
+  steps, hardware and wall time."""
   per_seed = [s for part in chain for s in part['per_seed']]
   along = {step: {m: [v for part in chain for v in part['along_per_seed'][step][m]]
                   for m in METRICS}
            for step in chain[0]['along_per_seed']}
-  return {'seeds': seeds, 'steps': chain[0]['steps'],
+  return {'steps': chain[0]['steps'],
           'hardware': joined_hardware(part['hardware'] for part in chain),
-          'recipe': recipe,
           'wall_time_s': round(sum(part['wall_time_s'] for part in chain), 1),
           'parts': [{k: part[k] for k in ('members', 'hardware', 'wall_time_s')}
                     for part in chain],

@@ -9,7 +9,7 @@ import time
 
 import jax
 
-from experiments import report_2d, reproduce_2d, rows_2d
+from experiments import report_2d, reproduce_2d, row_parts, rows_2d
 from ganjax import resolve
 
 
@@ -228,11 +228,12 @@ def test_welch_t_test_of_the_torch_check():
 
 def test_the_committed_results_give_the_committed_report(tmp_path):
   # The committed report is written from the committed json (and the PyTorch port's result
-  # files beside it); written again it is the same, and its hardware line names each device
-  # once, a row assembled from parts on several devices ('A; B') included.
+  # files and the stored parts beside it); written again it is the same, and its hardware
+  # line names each device once, a row assembled from parts on several devices ('A; B')
+  # included.
   here = pathlib.Path(reproduce_2d.__file__).parent / 'results'
-  for torch_run in here.glob('recipe_b_torch_*.json'):
-    shutil.copy(torch_run, tmp_path)
+  for beside in [*here.glob('recipe_b_torch_*.json'), here / row_parts.PARTS_FILE]:
+    shutil.copy(beside, tmp_path)
   results = reproduce_2d.load(str(here / 'reproduce_2d.json'))
   assert any(len({p['hardware'] for p in r.get('parts', [])}) > 1 for r in results.values())
   report_2d.write_report(str(tmp_path), results, rows_2d.all_rows(), quick=False)
@@ -242,6 +243,8 @@ def test_the_committed_results_give_the_committed_report(tmp_path):
   assert ours == committed
   named = ours[-1].removeprefix('Hardware: ').removesuffix('.').split('; ')
   assert len(named) == len(set(named)) > 1
-  # Each part's record names its own device; a row run whole, its row's.
-  assert set(named) == {p['hardware'] for r in results.values()
+  # Each part's record names its own device; a row run whole, its row's; the parts of a row
+  # in progress, theirs.
+  parts = row_parts.load(str(here / row_parts.PARTS_FILE)).values()
+  assert set(named) == {p['hardware'] for r in [*results.values(), *parts]
                         for p in r.get('parts', [r])}

@@ -20,7 +20,9 @@ def test_a_row_run_in_parts_on_two_machines_is_the_row_run_whole(tmp_path, capsy
   reproduce_2d.main(['--quick', '--rows', KEY, f'--out={whole}'])
   # Member 1 on one machine, member 0 on another, then the other's parts taken in.
   reproduce_2d.main(['--quick', '--rows', KEY, '--members', '1', '2', f'--out={here}'])
-  assert KEY not in _rows(here)  # member 0 is missing: no row yet
+  assert KEY not in _rows(here)  # member 0 is missing: no row yet, what it has run so far
+  assert ('in progress: 1 of 2 seeds have run (members 1); no verdict before all have'
+          in (here / 'reproduce_2d.md').read_text())
   part = reproduce_2d.load(str(here / row_parts.PARTS_FILE))[f'{KEY}#1-2']
   assert 'verdict' not in part and part['per_seed'] and part['members'] == [1, 2]
   reproduce_2d.main(['--quick', '--rows', KEY, '--list', f'--out={here}'])
@@ -91,3 +93,12 @@ def test_parts_assemble_only_when_they_cover_every_member_once():
   assert [p['members'] for p in row['parts']] == [[0, 2], [2, 5]]
   assert len(row['per_seed']) == row['seeds'] == 5 and row['wall_time_s'] == 2.0
   assert row['ganjax']['hq'] == (10.0, 0.0) and row['along_training']['40']['modes'] == (8, 0)
+
+
+def test_a_row_in_progress_shows_the_seeds_its_parts_have_run():
+  assert row_parts.progress([]) is None
+  # Two splits of the row stored, member 2 not yet run: each member counted once.
+  so_far = row_parts.progress([_part(3, 5, hq=30.0), _part(0, 2), _part(1, 2), _part(0, 1)])
+  assert so_far['members'] == [0, 1, 3, 4] and so_far['seeds'] == len(so_far['per_seed']) == 4
+  assert [p['members'] for p in so_far['parts']] == [[0, 1], [1, 2], [3, 5]]
+  assert so_far['ganjax']['hq'][0] == 20.0 and so_far['wall_time_s'] == 3.0

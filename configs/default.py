@@ -92,6 +92,9 @@ def get_config() -> config_dict.ConfigDict:
   c.log_every = 100                  # progress line and TensorBoard scalars
   c.eval_every = 1000                # samples PNG and metrics (and at the end)
   c.eval_samples = 2500              # samples per evaluation (2,500 as in VEEGAN/PacGAN)
+  c.eval_bn_refresh = 0              # >0: before sampling, this many training-mode passes of
+                                     # batch_size noise at fixed weights update a copy of G's
+                                     # BatchNorm running averages (PacGAN: 50); 0: as trained
   c.image_metrics = config_dict.placeholder(bool)  # None: on for labelled image datasets
   c.features = 'classifier'          # image metrics' features: classifier (fast, offline, ganjax
                                      # only) | inception (FID Inception-v3, comparable to papers)

@@ -19,8 +19,14 @@ in the means; reference/published-2d-tables.md):
 - G: 2 -> 400 -> 400 -> 400 -> 400 -> 2 ("gen_hidden_size"), BatchNorm + ReLU on each hidden
   layer (pacgan_task.py: decoder); its hidden layers have no bias (use_bias=False): a bias
   before BatchNorm cancels, so ganjax's Dense bias has no effect (it gets zero gradient).
-  Its running averages keep 0.95 of the old value per step (blocks population updates);
-  ganjax keeps 0.9: they serve only sampling, after 400,000 steps.
+  Its running averages keep 0.95 of the old value per update (pacgan_task.py: bn_updates,
+  `m * 0.05 + p * 0.95`): `bn_momentum = 0.95`.
+- BatchNorm statistics for sampling: before GraphLogger samples at the end of an epoch, the
+  train-stream DataStreamMonitoring runs 50 batches (ShuffledScheme(5000, batch_size) in
+  pacgan/streams.py) with `updates=bn_updates` at fixed weights, so the samples use running
+  averages fitted to the final weights: `eval_bn_refresh = 50`. Without it, HQ at step
+  400,000 fell from about 98% to 92.6% on two seeds of the GAN row
+  (experiments/reproduce_2d_causes.md).
 - D: three LinearMaxout layers, 200 units ("disc_hidden_size"), 5 pieces
   ("disc_maxout_pieces"), then a linear output; input 2·m.
 - init: IsotropicGaussian(0.02) weights ("weights_init_std"), zero biases.
@@ -42,7 +48,8 @@ def pacgan(name: str, dataset: str):
   c.steps = 400_000
   c.model_options.update(dict(
       z_dim=2, hidden=(400, 400, 400, 400), batch_norm=True, g_activation='relu',
-      d_hidden=(200, 200, 200), maxout=5, init='normal', init_scale=0.02))
+      d_hidden=(200, 200, 200), maxout=5, init='normal', init_scale=0.02, bn_momentum=0.95))
+  c.eval_bn_refresh = 50
   c.loss = 'classic'
   c.update_order = 'simultaneous'
   for opt in (c.g_optimizer, c.d_optimizer):

@@ -9,6 +9,7 @@ the rows no paper has.
     .venv/bin/python experiments/reproduce_2d.py --quick                # smoke test (the suite)
     .venv/bin/python experiments/reproduce_2d.py --merge OTHER/reproduce_2d.json  # take rows
     .venv/bin/python experiments/reproduce_2d.py --rows KEY --members 0 2  # a part of a row
+    .venv/bin/python experiments/reproduce_2d.py --rows KEY --rescore   # new scoring, old runs
 
 On a CPU a second core barely speeds up one row of these small networks, so run rows side
 by side, one per core, into the same ``--out`` (each adds its row to the results file
@@ -57,6 +58,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
 
 from experiments import row_parts  # pylint: disable=wrong-import-position
 from experiments.compare_losses import read_curves, show_progress  # pylint: disable=wrong-import-position
@@ -64,7 +66,7 @@ from experiments.row_parts import METRICS, load  # pylint: disable=wrong-import-
 from experiments.report_2d import (  # pylint: disable=wrong-import-position
     plus_minus, section, verdict, write_report)
 from experiments.rows_2d import (  # pylint: disable=wrong-import-position
-    Row, all_rows, make_config, recipe, stale_fields)
+    SCORING_ONLY, Row, all_rows, make_config, recipe, stale_fields)
 from ganjax import train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -191,6 +193,10 @@ def main(argv=None):
                       help='run members A to B-1 of the one row given by --rows, as a part '
                            '(experiments/row_parts.py); the row is assembled once its stored '
                            'parts cover every member')
+  parser.add_argument('--rescore', action='store_true',
+                      help='rescore the stored parts and rows of --rows whose recipe changed '
+                           'only in fields that cannot change the weights (rows_2d.SCORING_ONLY) '
+                           'from their kept checkpoints, instead of training them again')
   parser.add_argument('--quick', action='store_true', help='tiny networks, 40 steps')
   parser.add_argument('--out', default=None, help=f'output folder (default {OUT})')
   parser.add_argument('--steps_per_call', type=int, default=1,
@@ -230,6 +236,12 @@ def main(argv=None):
         if take_parts(results, path, row, args.quick):
           print(f'{row.key}: every member stored: assembled from its parts')
       write_report(out, results, rows, args.quick)
+    return
+  if args.rescore:
+    if not args.rows:
+      parser.error('--rescore needs --rows.')
+    for row in (by_key[k] for k in args.rows):
+      rescore_row(row, out, path, rows, args.quick)
     return
   if args.members:
     if not args.rows or len(args.rows) != 1:
@@ -336,6 +348,58 @@ def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list
     if take_parts(results, path, row, args.quick):
       print(f'{row.key}: every member stored: assembled from its parts', flush=True)
     write_report(out, results, rows, args.quick)
+
+
+def rescore(stored: dict, row: Row, out: str, quick: bool) -> dict | None:
+  """`stored` (a row's or a part's result) rescored from the checkpoints kept in its run
+  folder under the row's recipe today, where the two differ only in `SCORING_ONLY` fields;
+  None (with the reason printed) where they differ in others or the last step's checkpoint
+  is gone. The steps whose checkpoints are gone leave the along-training record."""
+  members = tuple(stored['members']) if 'members' in stored else None
+  name = row_parts.part_key(row.key, members) if members else row.key
+  changed = stale_fields(stored, row, quick)
+  training = {k: v for k, v in changed.items() if k not in SCORING_ONLY}
+  if training:
+    print(f'{name}: its recipe changed in fields that train differently '
+          f'({workdir.describe(training)}): run it again instead', flush=True)
+    return None
+  config = make_config(row, quick, members=members)
+  run_dir = _workdir(out, row, members)
+  if not os.path.isdir(os.path.join(run_dir, 'checkpoints')):
+    print(f'{name}: no checkpoints in {run_dir}: run it again instead', flush=True)
+    return None
+  scores = train.evaluate_checkpoints(config, run_dir)
+  if config.steps not in scores:
+    print(f'{name}: the checkpoint of its last step ({config.steps}) is gone: run it again '
+          'instead', flush=True)
+    return None
+  # As a run records them: TensorBoard scalars (float32), read back by read_curves.
+  along = {str(step): {m: [float(np.float32(e[m])) for e in scores[step]] for m in METRICS}
+           for step in sorted(scores)}
+  per_seed = [{m: e[m] for m in METRICS} for e in scores[config.steps]]
+  new = {**stored, 'recipe': recipe(config), 'per_seed': per_seed, 'along_per_seed': along,
+         **row_parts.summarize(per_seed, along),
+         'rescored': {'changed': changed, 'steps': sorted(scores), 'hardware': hardware()}}
+  print(f'{name}: rescored at steps {sorted(scores)}: {_scores(new)} (was {_scores(stored)})',
+        flush=True)
+  return new
+
+
+def rescore_row(row: Row, out: str, path: str, rows: list[Row], quick: bool) -> None:
+  """`rescore` for `row`'s stored parts and stored result where stale; then assembles the
+  row and rewrites the report."""
+  with locked(_parts_path(path)) as parts:
+    for key, part in parts.items():
+      if row_parts.row_of(key) == row.key and stale_fields(part, row, quick):
+        parts[key] = rescore(part, row, out, quick) or part
+  with locked(path) as results:
+    if row.key in results and stale_fields(results[row.key], row, quick):
+      new = rescore(results[row.key], row, out, quick)
+      if new is not None:
+        results[row.key] = _as_row(new, row)
+    if take_parts(results, path, row, quick):
+      print(f'{row.key}: every member stored: assembled from its parts', flush=True)
+    write_report(out, results, rows, quick)
 
 
 if __name__ == '__main__':

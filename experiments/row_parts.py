@@ -122,14 +122,17 @@ def _joined(chain: list[dict]) -> dict:
   """Parts' runs as one population's: per-seed values in the parts' order, summaries, the
   steps, hardware and wall time."""
   per_seed = [s for part in chain for s in part['per_seed']]
+  # The steps every part was scored at (a rescored part lacks those whose checkpoints
+  # were gone).
   along = {step: {m: [v for part in chain for v in part['along_per_seed'][step][m]]
                   for m in METRICS}
-           for step in chain[0]['along_per_seed']}
+           for step in chain[0]['along_per_seed']
+           if all(step in part['along_per_seed'] for part in chain)}
   return {'steps': chain[0]['steps'],
           'hardware': joined_hardware(part['hardware'] for part in chain),
           'wall_time_s': round(sum(part['wall_time_s'] for part in chain), 1),
-          'parts': [{k: part[k] for k in ('members', 'hardware', 'wall_time_s')}
-                    for part in chain],
+          'parts': [{k: part[k] for k in ('members', 'hardware', 'wall_time_s', 'rescored')
+                     if k in part} for part in chain],
           'per_seed': per_seed, 'along_per_seed': along, **summarize(per_seed, along)}
 
 

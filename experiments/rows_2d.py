@@ -210,13 +210,23 @@ def make_config(row: Row, quick: bool, steps_per_call: int = 1,
   return config
 
 
+# Recipe fields that change how a trained run is scored, never its weights: a stored row or
+# part stale in these alone is rescored from its kept checkpoints (`--rescore`), not rerun.
+# The generator's BatchNorm running averages are never read in training (training-mode
+# BatchNorm uses the batch's statistics), so their momentum changes only samples
+# (tests/test_models.py checks the weights bitwise).
+SCORING_ONLY = ('eval_bn_refresh', 'model_options.bn_momentum')
+
+
 def recipe(config) -> dict:
   """What defines a row's result: its resolved config, flattened, without the fields that
-  only schedule or report (`workdir.NOT_DEFINING`) except `steps`. Stored with the row; a
-  stored row whose recipe differs from its config's today is stale and runs again."""
+  only schedule or report (`workdir.NOT_DEFINING`) except `steps` and, where it is used,
+  `eval_bn_refresh`. Stored with the row; a stored row whose recipe differs from its
+  config's today is stale and runs again (or, in `SCORING_ONLY` fields alone, is rescored)."""
   flat = workdir.flatten(json.loads(resolve.resolve_config(config).config.to_json()))
   return {k: v for k, v in flat.items()
-          if k == 'steps' or k.split('.')[0] not in workdir.NOT_DEFINING}
+          if k == 'steps' or (k == 'eval_bn_refresh' and v)
+          or k.split('.')[0] not in workdir.NOT_DEFINING}
 
 
 def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:

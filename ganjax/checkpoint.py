@@ -184,6 +184,21 @@ class Checkpointer:
           '. Move that directory away to start afresh.')
     return None
 
+  def steps(self) -> list[int]:
+    """The steps of the kept checkpoints, oldest first."""
+    return sorted(self.manager.all_steps())
+
+  def restore_at(self, step: int, abstract_state: Any) -> Any:
+    """The state saved at `step` (one of `steps`); `CheckpointMismatchError` when it has
+    other shapes than `abstract_state`."""
+    saved, expected = self._read_meta(step).get('shapes'), shapes(abstract_state)
+    if saved != expected:
+      raise CheckpointMismatchError(
+          f'the checkpoint at step {step} in {self.directory} was written by a different '
+          f'config: {_describe_mismatch(saved or {}, expected)}.')
+    return self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))['state']
+
   def _read_meta(self, step: int) -> dict:
     path = os.path.join(self.directory, str(step), 'meta', 'metadata')
     if not os.path.exists(path):

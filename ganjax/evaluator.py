@@ -292,9 +292,11 @@ class Evaluator:
                               reference(dataset, 'train', self.space, cache))
 
   def __call__(self, sampler, members_host, step: int, workdir: str,
-               write_samples: bool) -> list[dict]:
+               write_samples: bool, refresh=None) -> list[dict]:
     """Per-member metrics (and the EMA generator's, prefixed ``ema_``); at the last step
-    also the final FID (`final_fid`)."""
+    also the final FID (`final_fid`). `refresh` (``ganjax.step.make_stats_refresher``:
+    ``eval_bn_refresh``) re-estimates each generator's BatchNorm statistics before it
+    samples; the state keeps its own."""
     from ganjax import evaluate as metrics_lib  # pylint: disable=g-import-not-at-top
     config, mixture, results = self.config, self.dataset.mixture, []
     final = self.final_reference is not None and step >= config.steps
@@ -307,7 +309,9 @@ class Evaluator:
       if config.ema_decay > 0:
         generators['ema_'] = m['ema']
       for prefix, g_params in generators.items():
-        samples = np.asarray(sampler(g_params, m['g_stats'], key, config.eval_samples))
+        g_stats = m['g_stats'] if refresh is None else refresh(
+            g_params, m['g_stats'], jax.random.PRNGKey(config.seed + i + 3_000_003))
+        samples = np.asarray(sampler(g_params, g_stats, key, config.eval_samples))
         if mixture is not None:
           scores = mode_metrics(samples, mixture.centers, mixture.std)
         elif self.metrics_on and self.space.name == 'classifier':
@@ -321,7 +325,7 @@ class Evaluator:
           scores = {}
         if final:
           name = final_metric_name(config.final_eval_samples)
-          scores[name] = self.final_fid(sampler, g_params, m['g_stats'], final_key)
+          scores[name] = self.final_fid(sampler, g_params, g_stats, final_key)
           logging.info('Member %d%s: %s = %.4f (%s features).', i, prefix and ' (EMA)', name,
                        scores[name], self.space.name)
         entry.update({prefix + k: v for k, v in scores.items()})

@@ -206,13 +206,16 @@ def orthogonal(gain: float, iterations: int = 60) -> nn.initializers.Initializer
   return init
 
 
-def generator_norm(h, train: bool, enabled: bool, axis_name: str | None, dtype):
+def generator_norm(h, train: bool, enabled: bool, axis_name: str | None, dtype,
+                   momentum: float = 0.9):
   """A generator's optional BatchNorm, called inside a compact module: in training
   (``train=True``, inside the sharded step) batch statistics averaged over the mesh axis
-  `axis_name`; otherwise the running averages (initialisation, sampling)."""
+  `axis_name`, each call moving the running averages to `momentum` · old + (1 - `momentum`)
+  · batch's; otherwise the running averages (initialisation, sampling). Training never
+  reads the running averages: `momentum` changes samples, never the trained weights."""
   if not enabled:
     return h
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
+  return nn.BatchNorm(use_running_average=not train, momentum=momentum, dtype=dtype,
                       axis_name=axis_name if train else None)(h)
 
 
@@ -230,6 +233,7 @@ class MLPGenerator(nn.Module):
   weight_scale: float | None = None
   axis_name: str | None = None
   dtype: Any = jnp.float32
+  bn_momentum: float = 0.9
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -237,7 +241,8 @@ class MLPGenerator(nn.Module):
     h = z
     for width in self.hidden:
       h = nn.Dense(width, kernel_init=ki, dtype=self.dtype)(h)
-      h = generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype)
+      h = generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype,
+                         self.bn_momentum)
       h = ACTIVATIONS[self.activation](h)
     return nn.Dense(self.out_dim, kernel_init=ki, dtype=self.dtype)(h).astype(jnp.float32)
 
@@ -400,11 +405,12 @@ def make_mlp(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: i
              hidden: Sequence[int] = (128, 128, 128), d_hidden: Sequence[int] | None = None,
              g_activation: str = 'relu', d_activation: str = 'leaky_relu',
              batch_norm: bool = False, maxout: int = 1, init: str = 'lecun',
-             init_scale: float | None = None) -> ModelPair:
+             init_scale: float | None = None, bn_momentum: float = 0.9) -> ModelPair:
   """MLP pair for vector data of `example_shape` (D,).
 
   `hidden` are the generator's widths and, unless `d_hidden` is given, the
-  discriminator's; `batch_norm` is in the generator; `maxout` pieces (> 1) make
+  discriminator's; `batch_norm` is in the generator, its running averages kept with
+  `bn_momentum` (`generator_norm`); `maxout` pieces (> 1) make
   the discriminator's hidden layers maxout layers; `init` and `init_scale` (see
   `kernel_init`) set every kernel's initialiser (biases start at 0); `dtype`
   is the compute dtype (parameters stay float32).
@@ -418,12 +424,13 @@ def make_mlp(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: i
     raise ValueError(f'model_options.maxout={maxout!r}; valid: an integer >= 1 (pieces per '
                      'unit; 1: no maxout).')
   kernel_init(init, init_scale)  # raises for an unknown init
+  check_bn_momentum(bn_momentum)
   hidden = tuple(hidden)
   d_hidden = hidden if d_hidden is None else tuple(d_hidden)
   compute = compute_dtype(dtype)
   return ModelPair(
       MLPGenerator(hidden, example_shape[0], g_activation, bool(batch_norm), init, init_scale,
-                   axis_name=AXIS, dtype=compute),
+                   axis_name=AXIS, dtype=compute, bn_momentum=float(bn_momentum)),
       MLPDiscriminator(d_hidden, d_activation, int(maxout), init, init_scale, dtype=compute),
       int(z_dim))
 
@@ -442,6 +449,14 @@ def make_dcgan(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim:
                                   axis_name=AXIS, dtype=compute),
                    DCGANDiscriminator(size, int(width), bool(spectral_norm), dtype=compute),
                    int(z_dim))
+
+
+def check_bn_momentum(momentum) -> None:
+  """ValueError (one line) unless 0 <= `momentum` < 1."""
+  if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+      0 <= momentum < 1):
+    raise ValueError(f'model_options.bn_momentum={momentum!r}; valid: a number in [0, 1) '
+                     '(the share of the old running average kept per update).')
 
 
 def compute_dtype(name: str):

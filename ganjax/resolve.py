@@ -28,7 +28,7 @@ from ganjax.step import StepConfig
 
 _POSITIVE = ('batch_size', 'steps', 'population', 'log_every', 'eval_every', 'eval_samples',
              'checkpoint_every', 'keep_checkpoints', 'steps_per_call', 'pack')
-_NON_NEGATIVE = ('unroll_steps', 'train_size')
+_NON_NEGATIVE = ('unroll_steps', 'train_size', 'eval_bn_refresh')
 _MULTIPLES_OF_CALL = ('steps', 'log_every', 'eval_every', 'checkpoint_every')
 _OPTIMIZERS = ('g_optimizer', 'd_optimizer')
 _POSITIVE_REPORTING = ('feature_steps', 'kid_subsets', 'kid_subset_size')

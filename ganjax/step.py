@@ -315,6 +315,28 @@ def make_step(pair: models.ModelPair, cfg: StepConfig, mesh, steps_per_call: int
                                 out_specs=(R, R), donate_argnums=(0,))
 
 
+def make_stats_refresher(pair: models.ModelPair, batches: int, batch_size: int) -> Callable:
+  """jit ``(g_params, g_stats, key) -> g_stats`` after `batches` more training-mode passes of
+  `batch_size` noise through the generator at fixed weights: each moves the BatchNorm
+  running averages as a training step does (the model's ``bn_momentum``), so they fit these
+  weights rather than lag behind them (PacGAN's code makes 50 such updates, over its
+  5,000-example monitoring stream, before it samples). The identity for ``batches = 0``
+  and for a generator without BatchNorm. Pass i draws its noise from ``fold_in(key, i)``."""
+  gen = pair.generator
+  if hasattr(gen, 'axis_name'):  # one device's batch outside the mesh: no axis to average over
+    gen = gen.clone(axis_name=None)
+
+  @jax.jit
+  def refresh(g_params, g_stats, key):
+    def one(stats, i):
+      z = jax.random.normal(jax.random.fold_in(key, i), (batch_size, pair.z_dim))
+      return gen.apply({'params': g_params, **stats}, z, train=True, mutable=list(stats))[1], None
+    return jax.lax.scan(one, g_stats, jnp.arange(batches))[0]
+
+  return lambda g_params, g_stats, key: (
+      refresh(g_params, g_stats, key) if batches and g_stats else g_stats)
+
+
 def make_sampler(pair: models.ModelPair) -> Callable:
   """jit ``(g_params, g_stats, key, n) -> samples`` for one member (evaluation mode)."""
 

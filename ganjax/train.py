@@ -79,7 +79,7 @@ def _train(run: Resolved, workdir: str) -> dict:
   state, start, changes, earlier_s = _restore_or_initial(ckpt, exp.state, config)
 
   k, population = config.steps_per_call, config.population
-  sampler = step_lib.make_sampler(exp.pair)
+  sampler, refresh = _samplers(exp, config)
   writer = MetricWriter(workdir, config.steps, enabled=is_chief)
   preemption = _Preemption()
   batches = data.prefetch(dataset, start, steps=k, put=parallel.batch_sharder(mesh, k))
@@ -106,7 +106,7 @@ def _train(run: Resolved, workdir: str) -> dict:
           _log(writer, done, host_metrics, population)
       if done % config.eval_every == 0 or last:
         results = evaluator(sampler, parallel.to_host(state['members']), done, workdir,
-                            write_samples=is_chief)
+                            write_samples=is_chief, refresh=refresh)
         _log_eval(writer, done, results, population)
       if saving:
         meta = {'step': done, 'data_position': done, 'config': config.to_json(),
@@ -135,7 +135,8 @@ def _train(run: Resolved, workdir: str) -> dict:
   members_host = parallel.to_host(state['members'])
   final_step = int(parallel.to_host(state['step']))
   if not results and not preempted:  # resumed at the last step: score it anyway
-    results = evaluator(sampler, members_host, final_step, workdir, write_samples=is_chief)
+    results = evaluator(sampler, members_host, final_step, workdir, write_samples=is_chief,
+                        refresh=refresh)
   summary = summary_lib.summarize(
       config, members_host, final_step, parallel.to_host(metrics) if metrics is not None
       else None, results, preempted, time.time() - t_start, earlier_s)
@@ -146,7 +147,43 @@ def _train(run: Resolved, workdir: str) -> dict:
   return summary
 
 
+def evaluate_checkpoints(config: config_dict.ConfigDict, workdir: str) -> dict[int, list[dict]]:
+  """``{step: per-member metrics}`` of every checkpoint kept in `workdir`, scored with the
+  evaluation settings of `config` (``eval_bn_refresh``, ``eval_samples``...), as the run
+  scores at its evaluation steps; writes nothing. Rescores a finished run after its
+  evaluation settings changed, without training it again: the caller checks that `config`
+  differs from the run's only in fields that cannot change the trained weights."""
+  run = resolve_config(config)
+  config = run.config
+  mesh = parallel.make_mesh()
+  dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
+                         jax.process_index(), jax.process_count(), config.data_dir or None,
+                         config.train_size)
+  evaluator = Evaluator(config, dataset)
+  exp = build(run, dataset.example_shape, mesh)
+  sampler, refresh = _samplers(exp, config)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint_every)
+  try:
+    out = {}
+    for step in ckpt.steps():
+      members = parallel.to_host(ckpt.restore_at(step, checkpoint.abstract(exp.state))['members'])
+      out[step] = evaluator(sampler, members, step, workdir, write_samples=False,
+                            refresh=refresh)
+    return out
+  finally:
+    ckpt.close()
+
+
 # ----------------------------------------------------------------- helpers --
+
+def _samplers(exp: Experiment, config: config_dict.ConfigDict) -> tuple[Any, Any]:
+  """The evaluation sampler and BatchNorm refresher (``eval_bn_refresh``) of `exp`."""
+  if config.eval_bn_refresh and not jax.tree_util.tree_leaves(exp.state['members']['g_stats']):
+    raise ValueError(f'eval_bn_refresh={config.eval_bn_refresh} re-estimates the generator\'s '
+                     'BatchNorm statistics, but this generator has no BatchNorm; set it to 0.')
+  return (step_lib.make_sampler(exp.pair),
+          step_lib.make_stats_refresher(exp.pair, config.eval_bn_refresh, config.batch_size))
+
 
 def check_workdir(workdir: str) -> None:
   """Raises PermissionError (one line) unless `workdir` can be created and written."""

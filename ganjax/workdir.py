@@ -44,6 +44,7 @@ NOT_DEFINING = frozenset({
     'log_every',         # progress lines and TensorBoard scalars only
     'eval_every',        # when samples and metrics are computed; they never touch the state
     'eval_samples',      # how many samples a metric uses (reporting)
+    'eval_bn_refresh',   # G's BatchNorm statistics re-estimated for sampling, on a copy
     'image_metrics',     # whether image metrics are reported
     'feature_steps',     # the metrics' feature extractor (reporting; cached per setting)
     'kid_subsets',       # KID's estimator (reporting)

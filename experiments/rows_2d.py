@@ -214,7 +214,7 @@ def make_config(row: Row, quick: bool, steps_per_call: int = 1,
 # part stale in these alone is rescored from its kept checkpoints (`--rescore`), not rerun.
 # The generator's BatchNorm running averages are never read in training (training-mode
 # BatchNorm uses the batch's statistics), so their momentum changes only samples
-# (tests/test_models.py checks the weights bitwise).
+# (tests/test_bn_refresh.py checks the weights bitwise).
 SCORING_ONLY = ('eval_bn_refresh', 'model_options.bn_momentum')
 
 

@@ -300,6 +300,7 @@ class DCGANGenerator(nn.Module):
   batch_norm: bool = False
   axis_name: str | None = None
   dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+  bn_momentum: float = 0.9
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -316,7 +317,8 @@ class DCGANGenerator(nn.Module):
     return jnp.tanh(out).astype(jnp.float32)
 
   def _norm(self, h, train):
-    return generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype)
+    return generator_norm(h, train, self.batch_norm, self.axis_name, self.dtype,
+                          self.bn_momentum)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -436,17 +438,18 @@ def make_mlp(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: i
 
 
 def make_dcgan(example_shape: tuple[int, ...], dtype: str = 'float32', *, z_dim: int = 100,
-               width: int = 64, spectral_norm: bool = False, batch_norm: bool = False
-               ) -> ModelPair:
+               width: int = 64, spectral_norm: bool = False, batch_norm: bool = False,
+               bn_momentum: float = 0.9) -> ModelPair:
   """DCGAN pair for square HxWxC images (H in 8, 28, 32, 64); `dtype` is the compute
-  dtype (parameters stay float32)."""
+  dtype (parameters stay float32); `bn_momentum` as in `make_mlp`."""
   if len(example_shape) != 3 or example_shape[0] != example_shape[1]:
     raise ValueError(f'model dcgan needs square HxWxC images; got shape {example_shape}.')
   size, channels = example_shape[0], example_shape[2]
   _num_upsamples(size)
+  check_bn_momentum(bn_momentum)
   compute = compute_dtype(dtype)
   return ModelPair(DCGANGenerator(size, channels, int(width), batch_norm=bool(batch_norm),
-                                  axis_name=AXIS, dtype=compute),
+                                  axis_name=AXIS, dtype=compute, bn_momentum=float(bn_momentum)),
                    DCGANDiscriminator(size, int(width), bool(spectral_norm), dtype=compute),
                    int(z_dim))
 

@@ -94,5 +94,7 @@ def test_a_refresh_needs_a_batchnorm_generator_and_bad_values_are_refused(tmp_pa
     train.train_and_evaluate(tiny_config(eval_bn_refresh=5), str(tmp_path / 'none'))
   with pytest.raises(ValueError, match='bn_momentum=1.0; valid: a number in'):
     models.get('mlp').build((2,), {'batch_norm': True, 'bn_momentum': 1.0})
+  with pytest.raises(ValueError, match='bn_momentum=-0.1; valid: a number in'):
+    models.get('dcgan').build((8, 8, 1), {'batch_norm': True, 'bn_momentum': -0.1})
   with pytest.raises(ValueError, match='eval_bn_refresh'):
     train.train_and_evaluate(tiny_config(eval_bn_refresh=-1), str(tmp_path / 'neg'))

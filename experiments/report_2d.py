@@ -141,9 +141,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                    f'{steps:,}, {row.seeds}', '']
         lines.append('| ' + ' | '.join(cells) + ' |')
         continue
-      points = r['along_training'].values()
-      along = ' / '.join(f'{v["modes"][0]:.1f}' for v in points)
-      along_hq = ' / '.join(f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})' for v in points)
+      along = _along(r['along_training'], r['steps'], hq=False)
+      along_hq = _along(r['along_training'], r['steps'])
       ours = [plus_minus(r['ganjax']['modes']), plus_minus(r['ganjax']['hq']),
               plus_minus(r['ganjax']['reverse_kl'], 2), f'{r["steps"]:,}, {_device(r)}']
       if table == 'reproduction':
@@ -152,7 +151,8 @@ def write_report(out: str, results: dict, rows: list[Row], quick: bool) -> None:
                  plus_minus(r['ganjax']['modes']),
                  plus_minus(p['hq']), plus_minus(r['ganjax']['hq']),
                  f'{r["z"]["modes"]}, {r["z"]["hq"]}', r['verdict'] + (
-                     f' ({row.note})' if row.note else ''),  # today's note: causes found later
+                     f' ({row.note})' if row.note else '')  # today's note: causes found later
+                 + _rescored(r),
                  f'{r["steps"]:,}, {r["seeds"]}, {_device(r)}', along_hq]
       elif table == 'beyond':
         cells = [r['row'], r['dataset']] + ours + [along]
@@ -173,17 +173,41 @@ def _in_progress(row: Row, so_far: dict, seeds: int) -> str:
   """A reproduction row some of whose seeds have run (stored parts): what they give, and no
   verdict, which waits for all `seeds`."""
   n, ours = so_far['seeds'], so_far['ganjax']
-  along_hq = ' / '.join(f'{v["modes"][0]:.1f} ({v["hq"][0]:.0f})'
-                        for v in so_far['along_training'].values())
-  members = ', '.join(f'{a}-{b - 1}' if b - a > 1 else f'{a}'
-                      for a, b in (p['members'] for p in so_far['parts']))
+  along_hq = _along(so_far['along_training'], so_far['steps'])
+  members = _ranges(p['members'] for p in so_far['parts'])
   cells = [row.table, row.row, row.dataset, plus_minus(row.published['modes']),
            f'{plus_minus(ours["modes"])} ({n} of {seeds} seeds)',
            plus_minus(row.published['hq']), f'{plus_minus(ours["hq"])} ({n} of {seeds})',
            '', f'in progress: {n} of {seeds} seeds have run (members {members}); no '
-           'verdict before all have',
+           'verdict before all have' + _rescored(so_far),
            f'{so_far["steps"]:,}, {n} of {seeds}, {_device(so_far)}', along_hq]
   return '| ' + ' | '.join(cells) + ' |'
+
+
+def _along(along: dict, steps: int, hq: bool = True) -> str:
+  """The along-training cell: mean modes (and HQ %) at each evaluation, ``a / b / c / d``
+  at 25/50/75/100% of `steps` (the column's heading), else prefixed with where they are."""
+  text = ' / '.join(f'{v["modes"][0]:.1f}' + (f' ({v["hq"][0]:.0f})' if hq else '')
+                    for v in along.values())
+  at = [round(100 * int(step) / steps) for step in along]
+  return text if at == [25, 50, 75, 100] else f'at {"/".join(map(str, at))}%: {text}'
+
+
+def _ranges(member_ranges) -> str:
+  """``'0-1, 3'`` for parts of members [0, 2) and [3, 4)."""
+  return ', '.join(f'{a}-{b - 1}' if b - a > 1 else f'{a}' for a, b in member_ranges)
+
+
+def _rescored(r: dict) -> str:
+  """Which of a row's seeds were scored again from their kept checkpoints after a scoring
+  fix (`reproduce_2d.py --rescore`), for its status cell; '' where none were."""
+  parts = [p['members'] for p in r.get('parts', ()) if 'rescored' in p]
+  if not parts and 'rescored' not in r:
+    return ''
+  which = f'members {_ranges(parts)}' if parts else 'all seeds'
+  return (f'. {which.capitalize()} scored again from their kept checkpoints after a scoring '
+          'fix; along training only at the steps all seeds kept '
+          '(experiments/reproduce_2d_causes.md)')
 
 
 def torch_result_name(dataset: str, order: str, unroll: int = 0) -> str:

@@ -32,6 +32,10 @@ def test_a_part_scored_the_old_way_is_rescored_from_its_checkpoints(tmp_path, ca
   assert new['along_per_seed'] == {s: ran['along_per_seed'][s] for s in ('20', '30', '40')}
   assert new['rescored']['changed'] == {'eval_bn_refresh': [None, 50]}
   assert new['ganjax'] == ran['ganjax']
+  row = next(line for line in (tmp_path / 'reproduce_2d.md').read_text().splitlines()
+             if line.startswith('| PacGAN T1 | GAN | ring |'))
+  assert 'Members 0 scored again from their kept checkpoints' in row
+  assert '| at 50/75/100%: ' in row  # the along-training column's heading says 25/50/75/100%
   # A recipe changed in a field that trains differently is not rescored: it must run again.
   path.write_text(json.dumps([{**old, 'recipe': {**old['recipe'], 'steps': 80}}]))
   reproduce_2d.main(['--quick', '--rows', KEY, '--rescore', out])

@@ -74,6 +74,8 @@ def get_config() -> config_dict.ConfigDict:
                                      # (Unrolled GAN, Metz et al. 2017); 0: none
   c.update_order = 'alternating'     # alternating: G's update sees the updated D;
                                      # simultaneous: D and G from one batch (PacGAN's code)
+  c.g_bn_groups = 1                  # G's BatchNorm statistics per group of k (group j: examples
+                                     # j, j+k, ...); PacGAN: k = pack (its k generator calls)
   # --- optimisation
   c.steps = 2000                     # generator updates
   c.g_optimizer = _optimizer()       # name: ganjax.optimizers.names(): adam | rmsprop | sgd;

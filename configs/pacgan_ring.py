@@ -2,7 +2,7 @@
 
     ./run.sh --config=configs/pacgan_ring.py --workdir=runs/pacgan_ring           # GAN row
     ./run.sh --config=configs/pacgan_ring.py --config.pack=4 --config.batch_size=400 \
-             --config.train_size=400000 --workdir=runs/pacgan4_ring                 # PacGAN4
+             --config.train_size=400000 --config.g_bn_groups=4 --workdir=runs/pacgan4_ring                 # PacGAN4
 
 Every setting and its source (fjxmlzn/PacGAN, synthetic_data_experiments/
 2DGrid_GAN&PacGAN/{config.py,pacgan_task.py}; 2DRing_GAN&PacGAN/config.py differs only
@@ -13,7 +13,10 @@ in the means; reference/published-2d-tables.md):
   100,000·m points and forms packs from them: `train_size = 100000·m`. PacGAN keeps each
   pack's points together across epochs, ganjax re-forms packs every epoch (same
   distribution of packs).
-- batch 100 packs ("batch_size"): `batch_size = 100·m` points, `pack = m`.
+- batch 100 packs ("batch_size"): `batch_size = 100·m` points, `pack = m`. The fakes come
+  from m generator calls of 100 (pacgan/bricks.py compute_losses: one per `zs`), pack i
+  holding the i-th sample of each, so G's BatchNorm normalises each call apart:
+  `g_bn_groups = m` (group j: pack position j).
 - 400 epochs ("num_epoch") of 1,000 batches: 400,000 steps.
 - z ~ N(0, I₂) ("num_zdim" 2, "z_mode_std" 1, one mode at the origin).
 - G: 2 -> 400 -> 400 -> 400 -> 400 -> 2 ("gen_hidden_size"), BatchNorm + ReLU on each hidden

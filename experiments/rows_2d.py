@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 
+from configs import default
 from experiments.compare_losses import variants
 from ganjax import losses, resolve, workdir
 
@@ -46,7 +47,8 @@ def _pacgan_rows() -> list[Row]:
   rows = []
   for dataset, by_pack in table.items():
     for m, (modes, modes_se, hq, hq_se) in by_pack.items():
-      overrides = (('pack', m), ('batch_size', 100 * m), ('train_size', 100_000 * m))
+      overrides = (('pack', m), ('batch_size', 100 * m), ('train_size', 100_000 * m),
+                   ('g_bn_groups', m))
       rows.append(Row('PacGAN T1', 'GAN' if m == 1 else f'PacGAN{m}', dataset,
                       f'pacgan_{dataset}', overrides, 10,
                       {'modes': (modes, modes_se), 'hq': (hq, hq_se)}))
@@ -220,20 +222,25 @@ SCORING_ONLY = ('eval_bn_refresh', 'model_options.bn_momentum')
 
 def recipe(config) -> dict:
   """What defines a row's result: its resolved config, flattened, without the fields that
-  only schedule or report (`workdir.NOT_DEFINING`) except `steps` and, where it is used,
-  `eval_bn_refresh`. Stored with the row; a stored row whose recipe differs from its
-  config's today is stale and runs again (or, in `SCORING_ONLY` fields alone, is rescored)."""
+  only schedule or report (`workdir.NOT_DEFINING`) except `steps` and `eval_bn_refresh`.
+  Stored with the row; a stored row whose recipe differs from its config's today is stale
+  and runs again (or, in `SCORING_ONLY` fields alone, is rescored)."""
   flat = workdir.flatten(json.loads(resolve.resolve_config(config).config.to_json()))
   return {k: v for k, v in flat.items()
-          if k == 'steps' or (k == 'eval_bn_refresh' and v)
-          or k.split('.')[0] not in workdir.NOT_DEFINING}
+          if k in ('steps', 'eval_bn_refresh') or k.split('.')[0] not in workdir.NOT_DEFINING}
+
+
+def _defaults() -> dict:
+  return workdir.flatten(json.loads(default.get_config().to_json()))
 
 
 def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:
   """``{field: [stored, now]}`` where a stored row's (or part's) recipe differs from the
-  row's (part's) today."""
+  row's (part's) today. A field added since the row was stored counts as its default
+  (configs/default.py): a new option at its default changes no stored row."""
   members = tuple(stored['members']) if 'members' in stored else None
   now = recipe(make_config(row, quick, members=members))
-  then = stored.get('recipe', {})
+  defaults = _defaults()
+  then = {**{k: defaults.get(k) for k in now}, **stored.get('recipe', {})}
   return {k: [then.get(k), now.get(k)] for k in sorted(then.keys() | now.keys())
           if then.get(k) != now.get(k)}

@@ -26,14 +26,16 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return Mesh(np.asarray(devices), (AXIS,))
 
 
-def check_batch(batch_size: int, mesh: Mesh, pack: int = 1) -> None:
+def check_batch(batch_size: int, mesh: Mesh, pack: int = 1, g_bn_groups: int = 1
+                ) -> None:
   """Raises a ValueError unless the global batch splits evenly over devices, into shares
-  that form whole packs of `pack` examples."""
+  that form whole packs of `pack` examples and `g_bn_groups` equal groups."""
   n = mesh.devices.size
-  if batch_size <= 0 or batch_size % (n * pack):
-    raise ValueError(f'batch_size {batch_size} does not divide by the {n} devices of the '
-                     f'mesh' + (f' times pack={pack}' if pack > 1 else '') +
-                     f'; use a multiple of {n * pack}.')
+  for name, k in (('pack', pack), ('g_bn_groups', g_bn_groups)):
+    if batch_size <= 0 or batch_size % (n * k):
+      raise ValueError(f'batch_size {batch_size} does not divide by the {n} devices of the '
+                       f'mesh' + (f' times {name}={k}' if k > 1 else '') +
+                       f'; use a multiple of {n * k}.')
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

@@ -27,7 +27,7 @@ from ganjax.arrays import check_range, positive_int
 from ganjax.step import StepConfig
 
 _POSITIVE = ('batch_size', 'steps', 'population', 'log_every', 'eval_every', 'eval_samples',
-             'checkpoint_every', 'keep_checkpoints', 'steps_per_call', 'pack')
+             'checkpoint_every', 'keep_checkpoints', 'steps_per_call', 'pack', 'g_bn_groups')
 _NON_NEGATIVE = ('unroll_steps', 'train_size', 'eval_bn_refresh')
 _MULTIPLES_OF_CALL = ('steps', 'log_every', 'eval_every', 'checkpoint_every')
 _OPTIMIZERS = ('g_optimizer', 'd_optimizer')
@@ -68,6 +68,9 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
   if config.batch_size % config.pack:
     raise ValueError(f'pack={config.pack} must divide batch_size={config.batch_size} (packs '
                      'form within each device\'s share of the batch).')
+  if config.batch_size % config.g_bn_groups:
+    raise ValueError(f'g_bn_groups={config.g_bn_groups} must divide batch_size='
+                     f'{config.batch_size} (groups form within each device\'s share).')
   models.compute_dtype(config.dtype)
   k = config.steps_per_call
   bad = [f'{name}={config[name]}' for name in _MULTIPLES_OF_CALL if config[name] % k]
@@ -110,7 +113,8 @@ def resolve_config(config: config_dict.ConfigDict) -> Resolved:
       d_optimizer=_optimizer_spec(config.d_optimizer),
       skip_nonfinite=bool(config.skip_nonfinite),
       population_chunk=population_chunk(config), pack=config.pack,
-      unroll_steps=config.unroll_steps, update_order=config.update_order)
+      unroll_steps=config.unroll_steps, update_order=config.update_order,
+      g_bn_groups=config.g_bn_groups)
   return Resolved(config=config, loss=loss, penalty=penalty, model=model,
                   model_options=model_options, step=step,
                   seeds=config.seed + np.arange(population),

@@ -54,6 +54,9 @@ class StepConfig:
   #                               the surrogate includes D's real-data loss: `g_objective`)
   update_order: str = 'alternating'  # or 'simultaneous': G's update uses the pre-update D
   #   (and, with unroll_steps, looks ahead from it), as the Unrolled GAN notebook and PacGAN do
+  g_bn_groups: int = 1          # G's BatchNorm statistics per group of the batch, group j
+  #   holding examples j, j+k, ... (`generate`): with pack k, position j of every pack, as
+  #   PacGAN's k generator calls give
 
   def __post_init__(self):
     if self.update_order not in UPDATE_ORDERS:
@@ -85,6 +88,31 @@ def pack(x: jax.Array, m: int) -> jax.Array:
 def packed_shape(example_shape: tuple[int, ...], m: int) -> tuple[int, ...]:
   """The shape of one pack of `m` examples of `example_shape` (what D sees)."""
   return tuple(example_shape[:-1]) + (m * example_shape[-1],)
+
+
+def generate(gen, variables: dict, z: jax.Array, train: bool, groups: int = 1):
+  """``gen.apply(variables, z, train=train)`` with its updated BatchNorm statistics
+  (``(samples, stats)``; ``{}`` without BatchNorm) for `groups` k separate batches: group j
+  holds ``z[j::k]``, is normalised with its own batch statistics, and its samples return
+  to their places; the running averages are updated by the mean of the k groups' updates.
+  With pack k, pack i is (group 0's i-th sample, ..., group k-1's i-th), as PacGAN forms
+  packs from k generator calls (pacgan/bricks.py `compute_losses`, whose BatchNorm updates
+  pacgan_task.py averages). ``groups = 1``: one batch, the plain call."""
+  stats = {k: v for k, v in variables.items() if k != 'params'}
+  if not stats or not train:
+    return gen.apply(variables, z, train=train), stats
+
+  def one(zs):
+    out, new = gen.apply(variables, zs, train=True, mutable=list(stats))
+    return out, dict(new)
+  if groups == 1:
+    return one(z)
+  n = z.shape[0]
+  if n % groups:
+    raise ValueError(f'{n} noise vectors do not split into g_bn_groups={groups} groups.')
+  out, new = jax.vmap(one)(jnp.swapaxes(z.reshape((n // groups, groups) + z.shape[1:]), 0, 1))
+  out = jnp.swapaxes(out, 0, 1).reshape((n,) + out.shape[2:])
+  return out, jax.tree_util.tree_map(lambda x: jnp.mean(x, 0), new)
 
 
 def _split_vars(variables):
@@ -163,10 +191,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
 
   def g_apply(g_params, g_stats, z):
     """The generator in training mode; returns (samples, updated batch-norm stats)."""
-    if not g_stats:
-      return gen.apply({'params': g_params}, z, train=True), g_stats
-    out, new = gen.apply({'params': g_params, **g_stats}, z, train=True, mutable=list(g_stats))
-    return out, dict(new)
+    return generate(gen, {'params': g_params, **g_stats}, z, True, cfg.g_bn_groups)
 
   def d_apply(d_params, d_stats, x, update_stats=False):
     variables = {'params': d_params, **d_stats}
@@ -315,13 +340,15 @@ def make_step(pair: models.ModelPair, cfg: StepConfig, mesh, steps_per_call: int
                                 out_specs=(R, R), donate_argnums=(0,))
 
 
-def make_stats_refresher(pair: models.ModelPair, batches: int, batch_size: int) -> Callable:
+def make_stats_refresher(pair: models.ModelPair, batches: int, batch_size: int,
+                         groups: int = 1) -> Callable:
   """jit ``(g_params, g_stats, key) -> g_stats`` after `batches` more training-mode passes of
   `batch_size` noise through the generator at fixed weights: each moves the BatchNorm
   running averages as a training step does (the model's ``bn_momentum``), so they fit these
   weights rather than lag behind them (PacGAN's code makes 50 such updates, over its
   5,000-example monitoring stream, before it samples). The identity for ``batches = 0``
-  and for a generator without BatchNorm. Pass i draws its noise from ``fold_in(key, i)``."""
+  and for a generator without BatchNorm. Pass i draws its noise from ``fold_in(key, i)``;
+  `groups` as in training (`generate`)."""
   gen = pair.generator
   if hasattr(gen, 'axis_name'):  # one device's batch outside the mesh: no axis to average over
     gen = gen.clone(axis_name=None)
@@ -330,7 +357,7 @@ def make_stats_refresher(pair: models.ModelPair, batches: int, batch_size: int) 
   def refresh(g_params, g_stats, key):
     def one(stats, i):
       z = jax.random.normal(jax.random.fold_in(key, i), (batch_size, pair.z_dim))
-      return gen.apply({'params': g_params, **stats}, z, train=True, mutable=list(stats))[1], None
+      return generate(gen, {'params': g_params, **stats}, z, True, groups)[1], None
     return jax.lax.scan(one, g_stats, jnp.arange(batches))[0]
 
   return lambda g_params, g_stats, key: (

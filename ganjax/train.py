@@ -67,7 +67,7 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
 def _train(run: Resolved, workdir: str) -> dict:
   config = run.config
   mesh = parallel.make_mesh()
-  parallel.check_batch(config.batch_size, mesh, config.pack)
+  parallel.check_batch(config.batch_size, mesh, config.pack, config.g_bn_groups)
   is_chief = jax.process_index() == 0
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
                          jax.process_index(), jax.process_count(), config.data_dir or None,
@@ -182,7 +182,8 @@ def _samplers(exp: Experiment, config: config_dict.ConfigDict) -> tuple[Any, Any
     raise ValueError(f'eval_bn_refresh={config.eval_bn_refresh} re-estimates the generator\'s '
                      'BatchNorm statistics, but this generator has no BatchNorm; set it to 0.')
   return (step_lib.make_sampler(exp.pair),
-          step_lib.make_stats_refresher(exp.pair, config.eval_bn_refresh, config.batch_size))
+          step_lib.make_stats_refresher(exp.pair, config.eval_bn_refresh, config.batch_size,
+                                        config.g_bn_groups))
 
 
 def check_workdir(workdir: str) -> None:

@@ -1,5 +1,6 @@
-"""The generator's BatchNorm statistics for sampling: `bn_momentum` and `eval_bn_refresh`
-(ganjax/step.py `make_stats_refresher`; PacGAN's recipe refreshes them before it samples)."""
+"""The generator's BatchNorm statistics: `bn_momentum`, `eval_bn_refresh` (ganjax/step.py
+`make_stats_refresher`; PacGAN's recipe refreshes them before it samples) and `g_bn_groups`
+(`generate`: PacGAN's packs come from separate generator calls)."""
 
 import os
 
@@ -71,9 +72,9 @@ def test_a_run_samples_with_refreshed_statistics_and_keeps_its_own(tmp_path, mon
   made, refreshed, sampled = [], [], []
   make_refresher, make_sampler = step_lib.make_stats_refresher, step_lib.make_sampler
 
-  def refresher(pair, batches, batch_size):
-    made.append((batches, batch_size))
-    refresh = make_refresher(pair, batches, batch_size)
+  def refresher(pair, batches, batch_size, groups):
+    made.append((batches, batch_size, groups))
+    refresh = make_refresher(pair, batches, batch_size, groups)
     return lambda *a: refreshed.append(refresh(*a)) or refreshed[-1]
 
   def sampler(pair):
@@ -83,7 +84,7 @@ def test_a_run_samples_with_refreshed_statistics_and_keeps_its_own(tmp_path, mon
   monkeypatch.setattr(step_lib, 'make_stats_refresher', refresher)
   monkeypatch.setattr(step_lib, 'make_sampler', sampler)
   _, members = _final_members(tiny_config(**BN, eval_bn_refresh=20), str(tmp_path / 'run'))
-  assert made == [(20, 32)] and len(sampled) == len(refreshed) == 1  # one evaluation
+  assert made == [(20, 32, 1)] and len(sampled) == len(refreshed) == 1  # one evaluation
   assert sampled[0] is refreshed[0]
   kept, used = (jax.tree_util.tree_leaves(s)[0] for s in (members['g_stats'], refreshed[0]))
   assert not np.allclose(kept[0], used)  # the checkpoint keeps the statistics of training
@@ -98,3 +99,26 @@ def test_a_refresh_needs_a_batchnorm_generator_and_bad_values_are_refused(tmp_pa
     models.get('dcgan').build((8, 8, 1), {'batch_norm': True, 'bn_momentum': -0.1})
   with pytest.raises(ValueError, match='eval_bn_refresh'):
     train.train_and_evaluate(tiny_config(eval_bn_refresh=-1), str(tmp_path / 'neg'))
+
+
+def test_groups_normalise_each_pack_position_apart_as_separate_generator_calls():
+  pair = models.get('mlp').build((2,), {'hidden': (8,), 'z_dim': 2, 'batch_norm': True})
+  gen = pair.generator.clone(axis_name=None)
+  variables = gen.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))
+  z = jax.random.normal(jax.random.PRNGKey(1), (12, 2))
+  out, stats = step_lib.generate(gen, variables, z, True, groups=3)
+  calls = [gen.apply(variables, z[j::3], train=True, mutable=['batch_stats']) for j in range(3)]
+  for j, (samples, _) in enumerate(calls):
+    np.testing.assert_allclose(out[j::3], samples, rtol=1e-5, atol=1e-6)
+  # Pack i holds the i-th sample of each call, in call order (PacGAN's compute_losses).
+  packs = step_lib.pack(out, 3)
+  np.testing.assert_allclose(packs[1], np.concatenate([c[0][1] for c in calls]), rtol=1e-5,
+                             atol=1e-6)
+  # The running averages move by the mean of the calls' updates.
+  want = jax.tree_util.tree_map(lambda *x: np.mean(x, 0), *[dict(c[1]) for c in calls])
+  jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                         stats, want)
+  one, _ = step_lib.generate(gen, variables, z, True, groups=1)
+  assert not np.allclose(one, out)  # one batch's statistics differ from each group's
+  with pytest.raises(ValueError, match='g_bn_groups=3 must divide batch_size=64'):
+    train.train_and_evaluate(tiny_config(g_bn_groups=3), '/nonexistent/unused')

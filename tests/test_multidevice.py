@@ -35,6 +35,10 @@ CASES = {
     'wgan_gp_pack_4': dict(_SGD, loss='wgan', n_dis=1, pack=4),
     # Two look-ahead D updates inside G's loss: their gradients are averaged over devices too.
     'classic_unroll_2': dict(_SGD, unroll_steps=2),
+    # PacGAN's packs: G's batch norm per pack position (g_bn_groups), groups within each
+    # device's 8 examples, statistics averaged over devices: the 1-device run's groups.
+    'mlp_batch_norm_pack_4_groups_4': dict(_SGD, pack=4, g_bn_groups=4,
+                                           **{'model_options.batch_norm': True}),
     # DCGAN with batch norm in G: its statistics must be averaged over devices.
     'dcgan_batch_norm': dict(_SGD, dataset='digits', model='dcgan', image_metrics=False,
                              eval_samples=64, steps=6, checkpoint_every=6,
@@ -103,7 +107,7 @@ def test_eight_devices_match_one_device(eight_device_runs, one_device_root, tmp_
     one_device_root = str(tmp_path)
   one = load_state(os.path.join(one_device_root, name))['members']
   eight = load_state(os.path.join(root, name))['members']
-  if name == 'dcgan_batch_norm':
+  if 'batch_norm' in name:
     assert 'batch_stats' in one['g_stats']
     means = [x for p, x in jax.tree_util.tree_leaves_with_path(one['g_stats']) if 'mean' in str(p)]
     assert means and all(np.abs(x).max() > 0 for x in means)  # running averages were updated

@@ -21,7 +21,8 @@ def test_rows_cover_the_published_tables_and_the_beyond_grid():
   assert {'VEEGAN T1/GAN/ring', 'VEEGAN T1/Unrolled GAN/grid', 'GDPP T1/WGAN-GP/ring'} <= keys
   assert len([r for r in rows if r.table == 'beyond']) == 36  # 6 variants x 3 methods x 2 data
   pacgan4 = dict(next(r for r in rows if r.key == 'PacGAN T1/PacGAN4/grid').overrides)
-  assert pacgan4 == {'pack': 4, 'batch_size': 400, 'train_size': 400_000}  # 100 packs a step
+  # 100 packs a step, from 4 generator batches of 100 (G's batch norm per pack position)
+  assert pacgan4 == {'pack': 4, 'batch_size': 400, 'train_size': 400_000, 'g_bn_groups': 4}
 
 
 def test_every_row_is_a_valid_recipe_and_every_probe_says_what_it_changes():

@@ -30,7 +30,7 @@ def test_a_part_scored_the_old_way_is_rescored_from_its_checkpoints(tmp_path, ca
   # The kept checkpoints (3 of 4 evaluation steps) scored as the run scored them itself.
   assert new['recipe'] == ran['recipe'] and new['per_seed'] == ran['per_seed']
   assert new['along_per_seed'] == {s: ran['along_per_seed'][s] for s in ('20', '30', '40')}
-  assert new['rescored']['changed'] == {'eval_bn_refresh': [None, 50]}
+  assert new['rescored']['changed'] == {'eval_bn_refresh': [0, 50]}
   assert new['ganjax'] == ran['ganjax']
   row = next(line for line in (tmp_path / 'reproduce_2d.md').read_text().splitlines()
              if line.startswith('| PacGAN T1 | GAN | ring |'))

@@ -2,7 +2,8 @@
 
     ./run.sh --config=configs/pacgan_ring.py --workdir=runs/pacgan_ring           # GAN row
     ./run.sh --config=configs/pacgan_ring.py --config.pack=4 --config.batch_size=400 \
-             --config.train_size=400000 --config.g_bn_groups=4 --workdir=runs/pacgan4_ring                 # PacGAN4
+             --config.train_size=400000 --config.g_bn_groups=4 \
+             --workdir=runs/pacgan4_ring                                        # PacGAN4
 
 Every setting and its source (fjxmlzn/PacGAN, synthetic_data_experiments/
 2DGrid_GAN&PacGAN/{config.py,pacgan_task.py}; 2DRing_GAN&PacGAN/config.py differs only

@@ -28,9 +28,10 @@ in the means; reference/published-2d-tables.md):
 - BatchNorm statistics for sampling: before GraphLogger samples at the end of an epoch, the
   train-stream DataStreamMonitoring runs 50 batches (ShuffledScheme(5000, batch_size) in
   pacgan/streams.py) with `updates=bn_updates` at fixed weights, so the samples use running
-  averages fitted to the final weights: `eval_bn_refresh = 50`. (With packs of m each
-  pass is m generator calls of 100 whose updates are averaged, in both: `g_bn_groups`.) Without it, HQ at step 400,000 fell from about 98% to 92.6% on
-  two seeds of the GAN row (experiments/reproduce_2d_causes.md).
+  averages fitted to the final weights: `eval_bn_refresh = 50`. With packs of m, each pass
+  is m generator calls of 100 whose updates are averaged, in both (`g_bn_groups`). Without
+  the refresh, HQ at step 400,000 fell from about 98% to 92.6% on two seeds of the GAN row
+  (experiments/reproduce_2d_causes.md).
 - D: three LinearMaxout layers, 200 units ("disc_hidden_size"), 5 pieces
   ("disc_maxout_pieces"), then a linear output; input 2·m.
 - init: IsotropicGaussian(0.02) weights ("weights_init_std"), zero biases.

@@ -66,7 +66,7 @@ from experiments.row_parts import METRICS, load  # pylint: disable=wrong-import-
 from experiments.report_2d import (  # pylint: disable=wrong-import-position
     plus_minus, section, verdict, write_report)
 from experiments.rows_2d import (  # pylint: disable=wrong-import-position
-    SCORING_ONLY, Row, all_rows, make_config, recipe, stale_fields)
+    SCORING_ONLY, Row, all_rows, make_config, recipe, recipe_changes, stale_fields)
 from ganjax import train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -76,7 +76,8 @@ def _same_recipe(results: dict, row: Row, quick: bool = False) -> dict | None:
   """A stored result of another row with exactly this row's recipe (VEEGAN's GAN row is
   the beyond table's minimax row; GDPP's WGAN-GP row its wgan-gp row), or None."""
   now = recipe(make_config(row, quick))
-  return next((r for r in results.values() if r.get('recipe') == now), None)
+  return next((r for r in results.values() if 'recipe' in r
+               and not recipe_changes(r['recipe'], now)), None)
 
 
 def reuse(result: dict, row: Row) -> dict:

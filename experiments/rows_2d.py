@@ -239,8 +239,14 @@ def stale_fields(stored: dict, row: Row, quick: bool = False) -> dict:
   row's (part's) today. A field added since the row was stored counts as its default
   (configs/default.py): a new option at its default changes no stored row."""
   members = tuple(stored['members']) if 'members' in stored else None
-  now = recipe(make_config(row, quick, members=members))
+  return recipe_changes(stored.get('recipe', {}), recipe(make_config(row, quick,
+                                                                     members=members)))
+
+
+def recipe_changes(then: dict, now: dict) -> dict:
+  """``{field: [then, now]}`` where recipe `then` (stored) differs from `now`; a field
+  `then` lacks counts as its default (configs/default.py)."""
   defaults = _defaults()
-  then = {**{k: defaults.get(k) for k in now}, **stored.get('recipe', {})}
+  then = {**{k: defaults.get(k) for k in now}, **then}
   return {k: [then.get(k), now.get(k)] for k in sorted(then.keys() | now.keys())
           if then.get(k) != now.get(k)}

@@ -90,8 +90,8 @@ def packed_shape(example_shape: tuple[int, ...], m: int) -> tuple[int, ...]:
   return tuple(example_shape[:-1]) + (m * example_shape[-1],)
 
 
-def generate(gen, variables: dict, z: jax.Array, train: bool, groups: int = 1):
-  """``gen.apply(variables, z, train=train)`` with its updated BatchNorm statistics
+def generate(gen, variables: dict, z: jax.Array, groups: int = 1):
+  """``gen.apply(variables, z, train=True)`` with its updated BatchNorm statistics
   (``(samples, stats)``; ``{}`` without BatchNorm) for `groups` k separate batches: group j
   holds ``z[j::k]``, is normalised with its own batch statistics, and its samples return
   to their places; the running averages are updated by the mean of the k groups' updates.
@@ -99,8 +99,8 @@ def generate(gen, variables: dict, z: jax.Array, train: bool, groups: int = 1):
   packs from k generator calls (pacgan/bricks.py `compute_losses`, whose BatchNorm updates
   pacgan_task.py averages). ``groups = 1``: one batch, the plain call."""
   stats = {k: v for k, v in variables.items() if k != 'params'}
-  if not stats or not train:
-    return gen.apply(variables, z, train=train), stats
+  if not stats:
+    return gen.apply(variables, z, train=True), stats
 
   def one(zs):
     out, new = gen.apply(variables, zs, train=True, mutable=list(stats))
@@ -191,7 +191,7 @@ def make_per_device_step(pair: models.ModelPair, cfg: StepConfig) -> Callable:
 
   def g_apply(g_params, g_stats, z):
     """The generator in training mode; returns (samples, updated batch-norm stats)."""
-    return generate(gen, {'params': g_params, **g_stats}, z, True, cfg.g_bn_groups)
+    return generate(gen, {'params': g_params, **g_stats}, z, cfg.g_bn_groups)
 
   def d_apply(d_params, d_stats, x, update_stats=False):
     variables = {'params': d_params, **d_stats}
@@ -357,7 +357,7 @@ def make_stats_refresher(pair: models.ModelPair, batches: int, batch_size: int,
   def refresh(g_params, g_stats, key):
     def one(stats, i):
       z = jax.random.normal(jax.random.fold_in(key, i), (batch_size, pair.z_dim))
-      return generate(gen, {'params': g_params, **stats}, z, True, groups)[1], None
+      return generate(gen, {'params': g_params, **stats}, z, groups)[1], None
     return jax.lax.scan(one, g_stats, jnp.arange(batches))[0]
 
   return lambda g_params, g_stats, key: (

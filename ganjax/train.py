@@ -64,16 +64,21 @@ def train_and_evaluate(config: config_dict.ConfigDict, workdir: str) -> dict:
     return _train(run, workdir)
 
 
-def _train(run: Resolved, workdir: str) -> dict:
+def _setup(run: Resolved) -> tuple[Any, data.Dataset, Evaluator, Experiment]:
+  """The mesh, this process's data, the evaluator and the experiment of a resolved config."""
   config = run.config
   mesh = parallel.make_mesh()
   parallel.check_batch(config.batch_size, mesh, config.pack, config.g_bn_groups)
-  is_chief = jax.process_index() == 0
   dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
                          jax.process_index(), jax.process_count(), config.data_dir or None,
                          config.train_size)
-  evaluator = Evaluator(config, dataset)
-  exp = build(run, dataset.example_shape, mesh)
+  return mesh, dataset, Evaluator(config, dataset), build(run, dataset.example_shape, mesh)
+
+
+def _train(run: Resolved, workdir: str) -> dict:
+  config = run.config
+  mesh, dataset, evaluator, exp = _setup(run)
+  is_chief = jax.process_index() == 0
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'),
                                  config.checkpoint_every, config.keep_checkpoints)
   state, start, changes, earlier_s = _restore_or_initial(ckpt, exp.state, config)
@@ -155,12 +160,7 @@ def evaluate_checkpoints(config: config_dict.ConfigDict, workdir: str) -> dict[i
   differs from the run's only in fields that cannot change the trained weights."""
   run = resolve_config(config)
   config = run.config
-  mesh = parallel.make_mesh()
-  dataset = data.Dataset(config.dataset, config.batch_size, config.n_dis, config.data_seed,
-                         jax.process_index(), jax.process_count(), config.data_dir or None,
-                         config.train_size)
-  evaluator = Evaluator(config, dataset)
-  exp = build(run, dataset.example_shape, mesh)
+  _, _, evaluator, exp = _setup(run)
   sampler, refresh = _samplers(exp, config)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'), config.checkpoint_every)
   try:

@@ -106,7 +106,7 @@ def test_groups_normalise_each_pack_position_apart_as_separate_generator_calls()
   gen = pair.generator.clone(axis_name=None)
   variables = gen.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))
   z = jax.random.normal(jax.random.PRNGKey(1), (12, 2))
-  out, stats = step_lib.generate(gen, variables, z, True, groups=3)
+  out, stats = step_lib.generate(gen, variables, z, groups=3)
   calls = [gen.apply(variables, z[j::3], train=True, mutable=['batch_stats']) for j in range(3)]
   for j, (samples, _) in enumerate(calls):
     np.testing.assert_allclose(out[j::3], samples, rtol=1e-5, atol=1e-6)
@@ -118,7 +118,7 @@ def test_groups_normalise_each_pack_position_apart_as_separate_generator_calls()
   want = jax.tree_util.tree_map(lambda *x: np.mean(x, 0), *[dict(c[1]) for c in calls])
   jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                          stats, want)
-  one, _ = step_lib.generate(gen, variables, z, True, groups=1)
+  one, _ = step_lib.generate(gen, variables, z, groups=1)
   assert not np.allclose(one, out)  # one batch's statistics differ from each group's
   with pytest.raises(ValueError, match='g_bn_groups=3 must divide batch_size=64'):
     train.train_and_evaluate(tiny_config(g_bn_groups=3), '/nonexistent/unused')

@@ -27,7 +27,9 @@ def test_a_part_scored_the_old_way_is_rescored_from_its_checkpoints(tmp_path, ca
   reproduce_2d.main(['--quick', '--rows', KEY, '--rescore', out])
   assert f'{KEY}#0-1: rescored at steps [20, 30, 40]' in capsys.readouterr().out
   new = json.loads(path.read_text())[0]
-  # The kept checkpoints (3 of 4 evaluation steps) scored as the run scored them itself.
+  # The kept checkpoints (3 of 4 evaluation steps) scored as the run scored them itself: the
+  # same compiled sampler and refresh on the same saved state and noise, so equal on any one
+  # machine (run on the CPU so far).
   assert new['recipe'] == ran['recipe'] and new['per_seed'] == ran['per_seed']
   assert new['along_per_seed'] == {s: ran['along_per_seed'][s] for s in ('20', '30', '40')}
   assert new['rescored']['changed'] == {'eval_bn_refresh': [0, 50]}

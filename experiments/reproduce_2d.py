@@ -66,7 +66,7 @@ from experiments.row_parts import METRICS, load  # pylint: disable=wrong-import-
 from experiments.report_2d import (  # pylint: disable=wrong-import-position
     plus_minus, section, verdict, write_report)
 from experiments.rows_2d import (  # pylint: disable=wrong-import-position
-    SCORING_ONLY, Row, all_rows, make_config, recipe, recipe_changes, stale_fields)
+    SCORING_ONLY, Row, all_rows, make_config, recipe, recipe_changes, run_changes, stale_fields)
 from ganjax import train, workdir  # pylint: disable=wrong-import-position
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -102,6 +102,18 @@ def _as_row(result: dict, row: Row) -> dict:
 def _workdir(out: str, row: Row, members: tuple[int, int] | None = None) -> str:
   part = f'_members{members[0]}-{members[1]}' if members else ''
   return os.path.join(out, 'runs', row.key.replace(' ', '_').replace('/', '__') + part)
+
+
+def _drop_other_run(run_dir: str, config) -> None:
+  """Removes the run folder of a stale stored result unless its newest checkpoint was
+  written under `config`'s recipe. Such a folder is the rerun itself, stopped (SIGTERM,
+  preemption) before it could store its result: it resumes, never starts over."""
+  changes = run_changes(run_dir, config)
+  if changes != {}:
+    if changes:
+      print(f'{run_dir}: its checkpoints were written under another recipe '
+            f'({workdir.describe(changes)}): removed', flush=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def hardware() -> str:
@@ -270,7 +282,7 @@ def main(argv=None):
       print(f'[{i + 1}/{len(todo)}] {row.key}: stored, but its recipe changed since '
             f'({workdir.describe(changed)}): running it again', flush=True)
       del results[row.key]
-      shutil.rmtree(_workdir(out, row), ignore_errors=True)
+      _drop_other_run(_workdir(out, row), make_config(row, args.quick, args.steps_per_call))
     same = _same_recipe(results, row, args.quick)
     if same is not None:
       print(f'[{i + 1}/{len(todo)}] {row.key}: the recipe of {same["table"]}/{same["row"]}/'
@@ -331,9 +343,9 @@ def run_part(row: Row, members: tuple[int, int], out: str, path: str, rows: list
     return
   stored = load(_parts_path(path)).get(key)
   if stored is None or stale_fields(stored, row, args.quick):
-    if stored is not None:
-      shutil.rmtree(_workdir(out, row, members), ignore_errors=True)
     config = make_config(row, args.quick, args.steps_per_call, members)
+    if stored is not None:
+      _drop_other_run(_workdir(out, row, members), config)
     print(f'{datetime.datetime.now():%H:%M:%S} {key}: {config.steps} steps x '
           f'{config.population} seeds (from seed {config.seed})', flush=True)
     part = run_row(row, out, args.quick, args.steps_per_call, members)

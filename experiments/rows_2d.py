@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import json
 import math
+import os
 
 from configs import default
 from experiments.compare_losses import variants
@@ -225,9 +226,32 @@ def recipe(config) -> dict:
   only schedule or report (`workdir.NOT_DEFINING`) except `steps` and `eval_bn_refresh`.
   Stored with the row; a stored row whose recipe differs from its config's today is stale
   and runs again (or, in `SCORING_ONLY` fields alone, is rescored)."""
-  flat = workdir.flatten(json.loads(resolve.resolve_config(config).config.to_json()))
+  return _recipe_fields(resolve.resolve_config(config).config.to_json())
+
+
+def _recipe_fields(config_json: str) -> dict:
+  flat = workdir.flatten(json.loads(config_json))
   return {k: v for k, v in flat.items()
           if k in ('steps', 'eval_bn_refresh') or k.split('.')[0] not in workdir.NOT_DEFINING}
+
+
+def run_changes(run_dir: str, config) -> dict | None:
+  """``{field: [then, now]}`` where the newest readable checkpoint in `run_dir` was written
+  under another recipe than `config`'s (`recipe`, `steps` aside: a run continues to more
+  steps), a field it lacks counting as its default; None where `run_dir` holds no readable
+  checkpoint."""
+  folder = os.path.join(run_dir, 'checkpoints')
+  steps = sorted((int(s) for s in os.listdir(folder) if s.isdigit()), reverse=True
+                 ) if os.path.isdir(folder) else []
+  for step in steps:
+    try:
+      with open(os.path.join(folder, str(step), 'meta', 'metadata')) as f:
+        saved = json.load(f)['config']
+    except (OSError, ValueError, KeyError, TypeError):
+      continue
+    then, now = _recipe_fields(saved), recipe(config)
+    return {k: v for k, v in recipe_changes(then, now).items() if k != 'steps'}
+  return None
 
 
 def _defaults() -> dict:

@@ -1,6 +1,7 @@
 """A row of the 2D reproduction run in parts (experiments/row_parts.py) is the row run whole."""
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -74,6 +75,55 @@ def test_a_stored_part_is_not_run_again_and_bad_members_are_refused(tmp_path, ca
   monkeypatch.setattr(reproduce_2d, 'run_row', lambda *a, **k: pytest.fail('ran again'))
   reproduce_2d.main(['--quick', '--rows', KEY, '--members', '0', '1', out])
   assert 'stored in' in capsys.readouterr().out
+
+
+def _checkpoints(run_dir):
+  """{step: when its checkpoint was written}"""
+  folder = os.path.join(run_dir, 'checkpoints')
+  return {step: os.stat(os.path.join(folder, step, '_CHECKPOINT_METADATA')).st_mtime_ns
+          for step in os.listdir(folder)}
+
+
+def test_a_rerun_stopped_after_its_stored_part_went_stale_resumes(tmp_path, capsys):
+  out, members = f'--out={tmp_path}', ['--members', '0', '1']
+  reproduce_2d.main(['--quick', '--rows', KEY, *members, out])
+  parts_file = tmp_path / row_parts.PARTS_FILE
+  fresh = json.loads(parts_file.read_text())[0]
+  row = {r.key: r for r in reproduce_2d.all_rows()}[KEY]
+  run_dir = reproduce_2d._workdir(str(tmp_path), row, (0, 1))
+  written = _checkpoints(run_dir)
+  assert sorted(written, key=int) == ['20', '30', '40']
+
+  def store_stale():  # the part as an older recipe stored it
+    parts_file.write_text(json.dumps([dict(fresh, recipe=dict(
+        fresh['recipe'], **{'d_optimizer.learning_rate': 1.0}))]))
+
+  # The checkpoints were written under today's recipe: they are the rerun's own, stopped
+  # before it stored its part. It resumes at its last step instead of starting over.
+  store_stale()
+  reproduce_2d.main(['--quick', '--rows', KEY, *members, out])
+  assert _checkpoints(run_dir) == written
+  again = json.loads(parts_file.read_text())[0]
+  assert again['recipe'] == fresh['recipe']
+  if jax.default_backend() == 'cpu':  # the same state scored again (see the test above)
+    assert again['per_seed'] == fresh['per_seed']
+  # Checkpoints written under the older recipe: removed, and the part trains afresh.
+  store_stale()
+  for meta_file in [os.path.join(run_dir, 'checkpoints', s, 'meta', 'metadata') for s in written]:
+    with open(meta_file) as f:
+      meta = json.load(f)
+    config = json.loads(meta['config'])
+    config['d_optimizer']['learning_rate'] = 1.0
+    with open(meta_file, 'w') as f:
+      json.dump(dict(meta, config=json.dumps(config)), f)
+  capsys.readouterr()
+  reproduce_2d.main(['--quick', '--rows', KEY, *members, out])
+  assert ("its checkpoints were written under another recipe (d_optimizer.learning_rate: "
+          "1.0 → 0.0001): removed") in capsys.readouterr().out
+  retrained = _checkpoints(run_dir)
+  assert retrained.keys() == written.keys()
+  assert all(retrained[f] != written[f] for f in written)
+  assert json.loads(parts_file.read_text())[0]['recipe'] == fresh['recipe']
 
 
 def _part(a, b, hq=10.0):

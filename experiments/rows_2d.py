@@ -18,7 +18,7 @@ import os
 
 from configs import default
 from experiments.compare_losses import variants
-from ganjax import losses, resolve, workdir
+from ganjax import checkpoint, losses, resolve, workdir
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +245,7 @@ def run_changes(run_dir: str, config) -> dict | None:
                  ) if os.path.isdir(folder) else []
   for step in steps:
     try:
-      with open(os.path.join(folder, str(step), 'meta', 'metadata')) as f:
+      with open(checkpoint.meta_path(folder, step)) as f:
         saved = json.load(f)['config']
     except (OSError, ValueError, KeyError, TypeError):
       continue

@@ -64,6 +64,11 @@ class DiskFullError(OSError):
   """A checkpoint could not be written: no space left in its directory."""
 
 
+def meta_path(directory: str, step: int) -> str:
+  """Where Orbax writes the JSON ``meta`` of the checkpoint at `step` in `directory`."""
+  return os.path.join(directory, str(step), 'meta', 'metadata')
+
+
 def free_bytes(directory: str) -> int:
   """Free space in `directory`'s filesystem (the probe tests replace)."""
   return shutil.disk_usage(directory).free
@@ -200,7 +205,7 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract_state)))['state']
 
   def _read_meta(self, step: int) -> dict:
-    path = os.path.join(self.directory, str(step), 'meta', 'metadata')
+    path = meta_path(self.directory, step)
     if not os.path.exists(path):
       return dict(self.manager.restore(step, args=ocp.args.Composite(
           meta=ocp.args.JsonRestore()))['meta'])

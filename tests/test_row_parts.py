@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import reproduce_2d, row_parts
+from ganjax import checkpoint
 
 KEY = 'VEEGAN T1/GAN/ring'  # recipe B, minimax: in --quick mode 2 members, 40 steps
 
@@ -109,7 +110,8 @@ def test_a_rerun_stopped_after_its_stored_part_went_stale_resumes(tmp_path, caps
     assert again['per_seed'] == fresh['per_seed']
   # Checkpoints written under the older recipe: removed, and the part trains afresh.
   store_stale()
-  for meta_file in [os.path.join(run_dir, 'checkpoints', s, 'meta', 'metadata') for s in written]:
+  for meta_file in [checkpoint.meta_path(os.path.join(run_dir, 'checkpoints'), s)
+                    for s in written]:
     with open(meta_file) as f:
       meta = json.load(f)
     config = json.loads(meta['config'])
